@@ -1,0 +1,51 @@
+# The venv lives in a cache keyed by the dependency lock, so CI and fresh
+# clones on the same machine reuse it instead of reinstalling torch; a new
+# machine (or a changed lock) simply builds a new one. `.venv` links to it.
+PYTHON      ?= python3.11
+CACHE_DIR   ?= $(HOME)/.cache/moodmoji
+LOCK_HASH   := $(shell cat requirements.lock | sha256sum | cut -c1-16)
+VENV_DIR    := $(CACHE_DIR)/venv-$(LOCK_HASH)
+VENV        := .venv
+BIN         := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: setup test lint format lock clean
+
+setup: $(VENV_DIR)/.complete
+	@ln -sfn $(VENV_DIR) $(VENV)
+	@# Editable install of this checkout: cheap, and re-pointed on every run so
+	@# a cached venv always serves the clone that runs it.
+	@$(BIN)/pip install -q --no-deps --no-build-isolation -e . >/dev/null
+	@echo "venv ready: $(VENV) -> $(VENV_DIR)"
+
+$(VENV_DIR)/.complete: requirements.lock
+	@# No .complete marker means a half-built venv (or none): start over.
+	rm -rf $(VENV_DIR)
+	@mkdir -p $(CACHE_DIR)
+	$(PYTHON) -m venv $(VENV_DIR)
+	$(VENV_DIR)/bin/pip install -q --upgrade pip setuptools wheel
+	$(VENV_DIR)/bin/pip install -q -r requirements.lock
+	touch $@
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# Rebuild requirements.lock from pyproject.toml in a throwaway venv.
+lock:
+	rm -rf /tmp/moodmoji-lock && $(PYTHON) -m venv /tmp/moodmoji-lock
+	/tmp/moodmoji-lock/bin/pip install -q -e '.[dev]'
+	( echo "# Exact versions the venv is built from (pip freeze of a fresh install of pyproject.toml[dev])."; \
+	  echo "# Regenerate with \`make lock\` after changing dependencies; the venv cache is keyed by this file."; \
+	  /tmp/moodmoji-lock/bin/pip freeze --exclude-editable | grep -v '^moodmoji' ) > requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

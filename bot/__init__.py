@@ -1,0 +1,1 @@
+"""Discord client and local front ends (`moodmoji chat`). Never imports torch."""

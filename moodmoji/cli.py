@@ -1,0 +1,64 @@
+"""The one `moodmoji` command. Each package registers its own subcommands.
+
+A package's `cli` module exposes `register(subparsers)` and keeps heavy imports
+(torch, transformers, discord) inside its handlers, so `moodmoji --help`
+stays fast and `bot` commands never pull in torch.
+"""
+
+import argparse
+import importlib
+import logging
+import sys
+
+from moodmoji import __version__
+from moodmoji.errors import MoodmojiError
+
+# Order here is the order in `moodmoji --help`.
+COMMAND_MODULES = (
+    "gan.cli",
+    "gan.emoji_set.cli",
+    "sentiment.cli",
+    "worker.cli",
+    "bot.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="moodmoji",
+        description="Read a message's mood and answer with a freshly generated emoji.",
+    )
+    parser.add_argument("--version", action="version", version=f"moodmoji {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            # A package that has not grown its commands yet; anything else is a bug.
+            if error.name == module_name:
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.handler(args) or 0)
+    except MoodmojiError as error:
+        print(f"moodmoji: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("moodmoji: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Text to mood: label and confidence for chat messages."""

@@ -1,0 +1,1 @@
+"""Queue contract, Redis transport, sampling service, model registry and hot reload."""
