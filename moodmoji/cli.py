@@ -1,6 +1,7 @@
 """The one `moodmoji` command. Each package registers its own subcommands.
 
-A package's `cli` module exposes `register(subparsers)` and keeps heavy imports
+A package's `cli` module exposes `register(subparsers)`, and may expose
+`register_bench(bench_subparsers)` to add `moodmoji bench NAME`. It keeps heavy imports
 (torch, transformers, discord) inside its handlers, so `moodmoji --help`
 stays fast and `bot` commands never pull in torch.
 """
@@ -31,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"moodmoji {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    bench = subparsers.add_parser(
+        "bench", help="measure speed; results go to docs/benchmarks.md"
+    ).add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
     for module_name in COMMAND_MODULES:
         try:
             module = importlib.import_module(module_name)
@@ -40,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(subparsers)
+        if hasattr(module, "register_bench"):
+            module.register_bench(bench)
     return parser
 
 
