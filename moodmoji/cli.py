@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as error:
             # A package that has not grown its commands yet; anything else is a bug.
-            if error.name == module_name:
+            if error.name and (module_name + ".").startswith(error.name + "."):
                 continue
             raise
         module.register(subparsers)
