@@ -1,0 +1,153 @@
+"""Metrics registered by name: FID, KID, domain IS and class consistency.
+
+A metric is a function of a `MetricContext`, which computes (once) what the
+metrics share: Inception features of the real and generated images, and the
+emoji classifier's predictions. `Evaluator` samples a generator and scores it.
+"""
+
+import hashlib
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from gan.metrics.classifier import (
+    EmojiClassifier,
+    class_consistency,
+    domain_inception_score,
+    load_or_train_classifier,
+    predict_probs,
+)
+from gan.metrics.distance import frechet_distance, kernel_inception_distance
+from gan.metrics.inception import inception_features
+from moodmoji.errors import MoodmojiError
+from moodmoji.settings import CommonSettings
+
+METRICS: dict[str, Callable[["MetricContext"], float]] = {}
+INCEPTION_METRICS = ("fid", "kid")
+
+
+def register_metric(name: str):
+    def wrap(fn: Callable[["MetricContext"], float]) -> Callable[["MetricContext"], float]:
+        METRICS[name] = fn
+        return fn
+
+    return wrap
+
+
+class MetricContext:
+    def __init__(self, evaluator: "Evaluator", fake: Tensor):
+        self.evaluator = evaluator
+        self.fake = fake
+
+    @cached_property
+    def fake_features(self) -> np.ndarray:
+        return inception_features(self.fake, self.evaluator.device)
+
+    @cached_property
+    def fake_probs(self) -> np.ndarray:
+        if self.evaluator.classifier is None:
+            raise MoodmojiError("domain IS and class consistency need the emoji classifier")
+        return predict_probs(self.evaluator.classifier, self.fake)
+
+
+@register_metric("fid")
+def fid(ctx: MetricContext) -> float:
+    return frechet_distance(ctx.evaluator.real_features, ctx.fake_features)
+
+
+@register_metric("kid")
+def kid(ctx: MetricContext) -> float:
+    return kernel_inception_distance(ctx.evaluator.real_features, ctx.fake_features, subsets=50)
+
+
+@register_metric("domain_is")
+def domain_is(ctx: MetricContext) -> float:
+    return domain_inception_score(ctx.fake_probs)
+
+
+@register_metric("class_consistency")
+def consistency(ctx: MetricContext) -> float:
+    return class_consistency(ctx.fake_probs, ctx.evaluator.label)
+
+
+class Evaluator:
+    """Scores generated images against the real images of one label.
+
+    The real images' Inception features are computed once and cached on disk,
+    keyed by the images' content.
+    """
+
+    def __init__(
+        self,
+        real: Tensor,
+        device: torch.device | str = "cpu",
+        cache_dir: Path | str | None = None,
+        metrics: tuple[str, ...] = INCEPTION_METRICS,
+        classifier: EmojiClassifier | None = None,
+        label: str | None = None,
+    ):
+        unknown = [m for m in metrics if m not in METRICS]
+        if unknown:
+            raise MoodmojiError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(METRICS)}")
+        self.real = real
+        self.device = torch.device(device)
+        self.cache_dir = Path(cache_dir) if cache_dir else CommonSettings().cache_dir
+        self.metrics = metrics
+        self.classifier = classifier
+        self.label = label
+
+    @cached_property
+    def real_features(self) -> np.ndarray:
+        pixels = self.real.add(1).mul(127.5).round().byte().numpy().tobytes()
+        path = self.cache_dir / "inception" / f"{hashlib.sha256(pixels).hexdigest()[:16]}.npy"
+        if path.exists():
+            return np.load(path)
+        features = inception_features(self.real, self.device, progress=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".partial.npy")
+        np.save(tmp, features)
+        tmp.replace(path)
+        return features
+
+    def score(self, fake: Tensor) -> dict[str, float]:
+        ctx = MetricContext(self, fake)
+        return {name: METRICS[name](ctx) for name in self.metrics}
+
+    @torch.no_grad()
+    def evaluate(self, generator: torch.nn.Module, n: int, seed: int = 0) -> dict[str, float]:
+        """Sample `n` images from `generator` with a fixed seed and score them."""
+        return self.score(generate(generator, n, seed, self.device))
+
+
+@torch.no_grad()
+def generate(generator: torch.nn.Module, n: int, seed: int, device: torch.device,
+             batch_size: int = 256) -> Tensor:
+    """`n` images from a fixed seed, in eval mode, without touching the global RNG."""
+    was_training = generator.training
+    generator.eval()
+    rng = torch.Generator().manual_seed(seed)
+    chunks = [
+        generator(generator.sample_latent(min(batch_size, n - i), rng).to(device)).cpu()
+        for i in range(0, n, batch_size)
+    ]
+    generator.train(was_training)
+    return torch.cat(chunks)
+
+
+__all__ = [
+    "INCEPTION_METRICS",
+    "METRICS",
+    "EmojiClassifier",
+    "Evaluator",
+    "MetricContext",
+    "frechet_distance",
+    "generate",
+    "inception_features",
+    "kernel_inception_distance",
+    "load_or_train_classifier",
+    "register_metric",
+]

@@ -1,0 +1,116 @@
+"""A small Positive/Negative emoji classifier trained on the real images.
+
+It stands in for ImageNet's Inception classifier, which the shipped TF-Inception
+features lack and which knows nothing of emoji moods anyway. From its
+predictions on generated images come:
+- domain IS: exp(E_x KL(p(y|x) || p(y))), at most 2 with two labels. This is
+  an Inception-*style* score on our labels, not the ImageNet Inception Score,
+  and is not comparable with published IS values;
+- class consistency: the share of a label's samples classified as that label.
+"""
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gan.data import LABELS, load_label_images, random_flip
+
+
+class EmojiClassifier(nn.Module):
+    def __init__(self, width: int = 16):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, width, 3, 2, 1), nn.ReLU(True),  # (B, w, 32, 32)
+            nn.Conv2d(width, width * 2, 3, 2, 1), nn.BatchNorm2d(width * 2), nn.ReLU(True),  # 16
+            nn.Conv2d(width * 2, width * 4, 3, 2, 1), nn.BatchNorm2d(width * 4), nn.ReLU(True),  # 8
+            nn.Conv2d(width * 4, width * 4, 3, 2, 1), nn.BatchNorm2d(width * 4), nn.ReLU(True),  # 4
+        )
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(width * 4 * 16, 2))
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.head(self.features(images))  # (B, 2) logits, in LABELS order
+
+
+def data_key(images_by_label: dict[str, Tensor]) -> str:
+    digest = hashlib.sha256()
+    for label in LABELS:
+        digest.update(images_by_label[label].add(1).mul(127.5).round().byte().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def train_classifier(
+    images_by_label: dict[str, Tensor], epochs: int = 20, seed: int = 0, holdout: float = 0.2
+) -> tuple[EmojiClassifier, float]:
+    """Train on a seeded split; returns the model and its held-out accuracy."""
+    generator = torch.Generator().manual_seed(seed)
+    train_x, train_y, test_x, test_y = [], [], [], []
+    for index, label in enumerate(LABELS):
+        images = images_by_label[label]
+        order = torch.randperm(len(images), generator=generator)
+        n_test = max(1, int(len(images) * holdout))
+        test_x.append(images[order[:n_test]])
+        train_x.append(images[order[n_test:]])
+        test_y.append(torch.full((n_test,), index))
+        train_y.append(torch.full((len(images) - n_test,), index))
+    x, y = torch.cat(train_x), torch.cat(train_y)
+    torch.manual_seed(seed)
+    model = EmojiClassifier()
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    for _ in range(epochs):
+        model.train()
+        for idx in torch.randperm(len(x), generator=generator).split(64):
+            loss = F.cross_entropy(model(random_flip(x[idx])), y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        predicted = model(torch.cat(test_x)).argmax(1)
+    accuracy = (predicted == torch.cat(test_y)).float().mean().item()
+    return model, accuracy
+
+
+def load_or_train_classifier(
+    data_dir: Path | str, cache_dir: Path | str
+) -> tuple[EmojiClassifier, dict]:
+    """The classifier for a data folder, trained once and cached by the folder's content."""
+    images = {label: load_label_images(data_dir, label) for label in LABELS}
+    key = data_key(images)
+    path = Path(cache_dir) / "classifiers" / f"{key}.pt"
+    model = EmojiClassifier()
+    if path.exists():
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(saved["state_dict"])
+        model.eval()
+        return model, saved["info"]
+    model, accuracy = train_classifier(images)
+    info = {"data_key": key, "holdout_accuracy": accuracy,
+            "train_images": {label: len(images[label]) for label in LABELS}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": model.state_dict(), "info": info}, path)
+    return model, info
+
+
+@torch.no_grad()
+def predict_probs(model: EmojiClassifier, images: Tensor, batch_size: int = 256) -> np.ndarray:
+    model.eval()
+    device = next(model.parameters()).device
+    chunks = [
+        F.softmax(model(images[i : i + batch_size].to(device)), dim=1).cpu()
+        for i in range(0, len(images), batch_size)
+    ]
+    return torch.cat(chunks).double().numpy()
+
+
+def domain_inception_score(probs: np.ndarray) -> float:
+    marginal = probs.mean(0, keepdims=True)
+    kl = (probs * (np.log(probs + 1e-12) - np.log(marginal + 1e-12))).sum(1)
+    return float(np.exp(kl.mean()))
+
+
+def class_consistency(probs: np.ndarray, label: str) -> float:
+    return float((probs.argmax(1) == LABELS.index(label)).mean())

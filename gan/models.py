@@ -1,0 +1,209 @@
+"""The paper's three GANs at 64x64: DCGAN, DeLiGAN and the Proposed GAN.
+
+The generators share the DCGAN deconvolution stack and differ only in the
+vector that enters it:
+
+    DCGAN     z ~ N(0, I)                                      size nz
+    DeLiGAN   z = mu_k + sigma_k * eps, eps ~ N(0, I),         size nz
+              k drawn uniformly per sample; mu, sigma learned
+    Proposed  z' = A z + b (+ m, m ~ U(-1, 1) per component)   size N * nz
+
+All randomness a generator needs is drawn by its `sample_latent` into a
+`Latent`; `forward(latent)` is then deterministic. Drawing latents on the CPU
+from a seeded `torch.Generator` makes a seed give the same emoji on any device
+and in any batch (BatchNorm uses its running statistics in eval mode).
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from gan.config import TrainConfig
+
+
+@dataclass
+class Latent:
+    z: Tensor  # (B, nz) standard normal noise
+    component: Tensor | None = None  # DeLiGAN: (B,) mixture component of each sample
+    shift: Tensor | None = None  # Proposed: (B, N * nz) mean shift, U(-1, 1)
+
+    def to(self, device: torch.device | str) -> "Latent":
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return Latent(move(self.z), move(self.component), move(self.shift))
+
+    def __len__(self) -> int:
+        return self.z.shape[0]
+
+
+def cat_latents(latents: list[Latent]) -> Latent:
+    """Concatenate latents of one model along the batch dimension."""
+    join = lambda ts: None if ts[0] is None else torch.cat(ts)  # noqa: E731
+    return Latent(
+        torch.cat([lat.z for lat in latents]),
+        join([lat.component for lat in latents]),
+        join([lat.shift for lat in latents]),
+    )
+
+
+def init_dcgan_weights(module: nn.Module) -> None:
+    """DCGAN initialisation: conv weights N(0, 0.02), BatchNorm scale N(1, 0.02)."""
+    if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def deconv_stack(in_dim: int, ngf: int) -> nn.Sequential:
+    """The DCGAN generator body: a (B, in_dim, 1, 1) vector to a (B, 3, 64, 64) image in [-1, 1]."""
+    stack = nn.Sequential(
+        nn.ConvTranspose2d(in_dim, ngf * 8, 4, 1, 0, bias=False),  # (B, ngf*8, 4, 4)
+        nn.BatchNorm2d(ngf * 8),
+        nn.ReLU(True),
+        nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False),  # (B, ngf*4, 8, 8)
+        nn.BatchNorm2d(ngf * 4),
+        nn.ReLU(True),
+        nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False),  # (B, ngf*2, 16, 16)
+        nn.BatchNorm2d(ngf * 2),
+        nn.ReLU(True),
+        nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False),  # (B, ngf, 32, 32)
+        nn.BatchNorm2d(ngf),
+        nn.ReLU(True),
+        nn.ConvTranspose2d(ngf, 3, 4, 2, 1, bias=False),  # (B, 3, 64, 64)
+        nn.Tanh(),
+    )
+    stack.apply(init_dcgan_weights)
+    return stack
+
+
+class DCGANGenerator(nn.Module):
+    """Radford et al. (2015), as in pytorch/examples: z ~ N(0, I) straight into the stack."""
+
+    def __init__(self, nz: int = 100, ngf: int = 64):
+        super().__init__()
+        self.nz = nz
+        self.main = deconv_stack(nz, ngf)
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Latent:
+        return Latent(z=torch.randn(n, self.nz, generator=generator))
+
+    def forward(self, latent: Latent) -> Tensor:
+        return self.main(latent.z[:, :, None, None])
+
+
+class DeLiGANGenerator(nn.Module):
+    """Gurumurthy et al. (2017): a learned Gaussian mixture latent, one component per sample."""
+
+    def __init__(
+        self, nz: int = 100, ngf: int = 64, components: int = 50, sigma_init: float = 0.2
+    ):
+        super().__init__()
+        self.nz = nz
+        self.components = components
+        self.mu = nn.Parameter(torch.empty(components, nz).uniform_(-1.0, 1.0))  # (K, nz)
+        self.sigma = nn.Parameter(torch.full((components, nz), sigma_init))  # (K, nz)
+        self.main = deconv_stack(nz, ngf)
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Latent:
+        return Latent(
+            z=torch.randn(n, self.nz, generator=generator),
+            component=torch.randint(0, self.components, (n,), generator=generator),
+        )
+
+    def forward(self, latent: Latent) -> Tensor:
+        k = latent.component
+        z = self.mu[k] + self.sigma[k] * latent.z  # (B, nz), differentiable in mu and sigma
+        return self.main(z[:, :, None, None])
+
+    def regularizer(self) -> Tensor:
+        """DeLiGAN's penalty that keeps the sigmas from collapsing to zero: mean (1 - sigma)^2."""
+        return ((1.0 - self.sigma) ** 2).mean()
+
+
+class ProposedGenerator(nn.Module):
+    """DCGAN with the latent distribution adjustment layer and the Uniform(-1, 1) mean shift.
+
+    Our reading of the paper's missing Eq. (1): the adjustment is a learned affine
+    map A z + b from nz to N * nz (`expand` = N), reshaped into the first feature
+    map (N * nz channels of 1x1). Eq. (3) then adds a mean m ~ U(-1, 1), drawn per
+    sample and component, at training and at sampling. See docs/gan.md.
+    """
+
+    def __init__(self, nz: int = 100, ngf: int = 64, expand: int = 2, mean_shift: bool = True):
+        super().__init__()
+        self.nz = nz
+        self.width = expand * nz
+        self.mean_shift = mean_shift
+        self.adjust = nn.Linear(nz, self.width)
+        # Start as a random projection that keeps unit variance, so the stack
+        # first sees a plain normal latent and the layer learns away from it.
+        nn.init.normal_(self.adjust.weight, 0.0, 1.0 / math.sqrt(nz))
+        nn.init.zeros_(self.adjust.bias)
+        self.main = deconv_stack(self.width, ngf)
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Latent:
+        z = torch.randn(n, self.nz, generator=generator)
+        shift = None
+        if self.mean_shift:
+            shift = torch.rand(n, self.width, generator=generator) * 2.0 - 1.0
+        return Latent(z=z, shift=shift)
+
+    def forward(self, latent: Latent) -> Tensor:
+        h = self.adjust(latent.z)  # (B, N * nz)
+        if latent.shift is not None:
+            h = h + latent.shift
+        return self.main(h[:, :, None, None])
+
+
+class Discriminator(nn.Module):
+    """The DCGAN discriminator; returns one logit per image. Spectral norm replaces BatchNorm."""
+
+    def __init__(self, ndf: int = 64, spectral_norm: bool = False):
+        super().__init__()
+
+        def conv(cin: int, cout: int, stride: int, padding: int) -> nn.Module:
+            layer = nn.Conv2d(cin, cout, 4, stride, padding, bias=False)
+            init_dcgan_weights(layer)
+            return nn.utils.parametrizations.spectral_norm(layer) if spectral_norm else layer
+
+        def norm(channels: int) -> nn.Module:
+            if spectral_norm:
+                return nn.Identity()
+            layer = nn.BatchNorm2d(channels)
+            init_dcgan_weights(layer)
+            return layer
+
+        self.main = nn.Sequential(
+            conv(3, ndf, 2, 1),  # (B, ndf, 32, 32)
+            nn.LeakyReLU(0.2, inplace=True),
+            conv(ndf, ndf * 2, 2, 1),  # (B, ndf*2, 16, 16)
+            norm(ndf * 2),
+            nn.LeakyReLU(0.2, inplace=True),
+            conv(ndf * 2, ndf * 4, 2, 1),  # (B, ndf*4, 8, 8)
+            norm(ndf * 4),
+            nn.LeakyReLU(0.2, inplace=True),
+            conv(ndf * 4, ndf * 8, 2, 1),  # (B, ndf*8, 4, 4)
+            norm(ndf * 8),
+            nn.LeakyReLU(0.2, inplace=True),
+            conv(ndf * 8, 1, 1, 0),  # (B, 1, 1, 1)
+        )
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.main(images).flatten()  # (B,) logits
+
+
+Generator = DCGANGenerator | DeLiGANGenerator | ProposedGenerator
+
+
+def build_generator(config: TrainConfig) -> Generator:
+    if config.model == "dcgan":
+        return DCGANGenerator(config.nz, config.ngf)
+    if config.model == "deligan":
+        return DeLiGANGenerator(config.nz, config.ngf, config.components, config.sigma_init)
+    return ProposedGenerator(config.nz, config.ngf, config.expand, config.mean_shift)
+
+
+def build_discriminator(config: TrainConfig) -> Discriminator:
+    return Discriminator(config.ndf, config.spectral_norm)

@@ -1,0 +1,105 @@
+"""Sampling emojis from a checkpoint, deterministic per seed, batched across requests."""
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from gan.checkpoint import (
+    CheckpointError,
+    checkpoint_config,
+    file_version,
+    generator_weights,
+    load_checkpoint,
+)
+from gan.config import TrainConfig
+from gan.data import tensor_to_images
+from gan.device import resolve_device
+from gan.models import Generator, build_generator, cat_latents
+
+
+class EmojiSampler:
+    """A loaded generator, kept in eval mode on its device.
+
+    Each request is a (seed, count) pair; its latents come from its own seeded
+    CPU generator, so a request gives the same emojis alone or in any batch,
+    on any device.
+    """
+
+    def __init__(self, generator: Generator, config: TrainConfig, version: str,
+                 device: torch.device):
+        self.generator = generator.to(device).eval().requires_grad_(False)
+        self.config = config
+        self.version = version
+        self.device = device
+
+    @property
+    def label(self) -> str:
+        return self.config.label
+
+    @classmethod
+    def from_checkpoint(cls, path: Path | str, device: str = "auto") -> "EmojiSampler":
+        payload = load_checkpoint(path)
+        config = checkpoint_config(payload)
+        generator = build_generator(config)
+        weights = {k: v.float() if v.is_floating_point() else v
+                   for k, v in generator_weights(payload).items()}
+        generator.load_state_dict(weights)
+        return cls(generator, config, file_version(path), resolve_device(device))
+
+    @torch.inference_mode()
+    def sample_tensor(self, requests: Sequence[tuple[int, int]]) -> list[torch.Tensor]:
+        """One (count, 3, 64, 64) tensor in [-1, 1] per (seed, count) request, in one forward."""
+        latents = [
+            self.generator.sample_latent(count, torch.Generator().manual_seed(seed))
+            for seed, count in requests
+        ]
+        images = self.generator(cat_latents(latents).to(self.device)).float().cpu()
+        return list(images.split([count for _, count in requests]))
+
+    def sample_batch(
+        self, requests: Sequence[tuple[int, int]], size: int = 64
+    ) -> list[list[Image.Image]]:
+        """PIL images per (seed, count) request, `size` x `size` (64 native, larger upscaled)."""
+        return [tensor_to_images(t, size) for t in self.sample_tensor(requests)]
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def resolve_checkpoint(checkpoint: Path | str, label: str | None) -> Path:
+    """A checkpoint file, or a run/models folder holding one for `label`."""
+    path = Path(checkpoint)
+    if path.is_dir():
+        candidates = [path / f"{label}.pt", path / "best.pt", path / "checkpoint.pt"] if label \
+            else [path / "best.pt", path / "checkpoint.pt"]
+        for candidate in candidates:
+            if candidate.is_file():
+                return candidate
+        raise CheckpointError(f"no checkpoint for label {label!r} in {path}")
+    return path
+
+
+def sample_emojis(
+    checkpoint: Path | str | EmojiSampler,
+    label: str | None = None,
+    n: int = 1,
+    seed: int = 0,
+    size: int = 64,
+    as_png: bool = False,
+    device: str = "auto",
+) -> list[Image.Image] | list[bytes]:
+    """`n` emojis of `label` from a checkpoint (file or folder) or a loaded sampler."""
+    if isinstance(checkpoint, EmojiSampler):
+        sampler = checkpoint
+    else:
+        sampler = EmojiSampler.from_checkpoint(resolve_checkpoint(checkpoint, label), device)
+    if label is not None and sampler.label != label:
+        raise CheckpointError(f"that checkpoint draws {sampler.label} emojis, not {label}")
+    images = sampler.sample_batch([(seed, n)], size)[0]
+    return [png_bytes(img) for img in images] if as_png else images

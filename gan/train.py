@@ -1,0 +1,254 @@
+"""One training loop for DCGAN, DeLiGAN and the Proposed GAN, one label at a time.
+
+Like the paper, each label gets its own model. The loop is the pytorch/examples
+DCGAN loop (non-saturating BCE losses, D step then G step) with the options the
+paper's comparison needs: DiffAugment, generator EMA, the DeLiGAN sigma penalty.
+
+A run directory holds:
+    checkpoint.pt   the latest epoch, everything needed to resume exactly
+    best.pt         generator-only, at the lowest FID seen (when evaluating)
+    log.jsonl       one JSON line per epoch: losses, D outputs, seconds, metrics
+    config.json     the configuration, for people
+Re-running the same command resumes from checkpoint.pt.
+"""
+
+import copy
+import json
+import logging
+import random
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from gan.checkpoint import (
+    CheckpointError,
+    checkpoint_config,
+    export_generator,
+    load_checkpoint,
+    save_checkpoint,
+)
+from gan.config import TrainConfig
+from gan.data import load_label_images, random_flip
+from gan.device import resolve_device
+from gan.diffaugment import diff_augment, parse_policy
+from gan.models import DeLiGANGenerator, build_discriminator, build_generator
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"
+LOG = "log.jsonl"
+
+# Fields that may change between a run and its resumption; any other change is a different run.
+RESUMABLE_CHANGES = {"epochs", "eval_every", "eval_samples"}
+
+
+def train(
+    config: TrainConfig,
+    data_dir: Path | str,
+    out_dir: Path | str,
+    device: str = "auto",
+    progress: bool = True,
+    resume: bool = True,
+    cache_dir: Path | str | None = None,
+) -> Path:
+    """Train (or resume) a run; returns the path of its latest checkpoint."""
+    out_dir = Path(out_dir)
+    run_device = resolve_device(device)
+    policy = parse_policy(config.diffaugment)
+    real = load_label_images(data_dir, config.label)  # (N, 3, 64, 64) in [-1, 1], on the CPU
+
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    generator = build_generator(config).to(run_device)
+    discriminator = build_discriminator(config).to(run_device)
+    generator_ema = copy.deepcopy(generator).eval().requires_grad_(False) if config.ema else None
+    betas = (config.beta1, config.beta2)
+    optimizer_g = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=betas)
+    optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr, betas=betas)
+
+    epoch, step, best_fid = 0, 0, float("inf")
+    checkpoint_path = out_dir / CHECKPOINT
+    if resume and checkpoint_path.exists():
+        payload = load_checkpoint(checkpoint_path, kind="training")
+        _check_resumable(checkpoint_config(payload), config, checkpoint_path)
+        generator.load_state_dict(payload["generator"])
+        discriminator.load_state_dict(payload["discriminator"])
+        if generator_ema is not None:
+            generator_ema.load_state_dict(payload["generator_ema"])
+        optimizer_g.load_state_dict(payload["optimizer_g"])
+        optimizer_d.load_state_dict(payload["optimizer_d"])
+        epoch, step = payload["epoch"], payload["step"]
+        best_fid = payload.get("best_fid", best_fid)
+        _restore_rng(payload["rng"])
+        log.info("resuming %s at epoch %d", out_dir, epoch)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.json").write_text(config.model_dump_json(indent=2) + "\n")
+    _truncate_log(out_dir / LOG, epoch)
+
+    evaluator = None
+    if config.eval_every:
+        from gan.metrics import Evaluator
+
+        evaluator = Evaluator(real, device=run_device, cache_dir=cache_dir)
+
+    bar = tqdm(
+        total=config.epochs, initial=epoch, unit="epoch", disable=not progress,
+        desc=f"{config.model}/{config.label}",
+    )
+    while epoch < config.epochs:
+        started = time.perf_counter()
+        totals = {"loss_d": 0.0, "loss_g": 0.0, "d_real": 0.0, "d_fake": 0.0}
+        # The shuffle is seeded by epoch so a resumed run sees the same order.
+        order = torch.randperm(
+            len(real), generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        )
+        batches = order.split(config.batch_size)
+        for indices in batches:
+            stats = _train_step(
+                real[indices].to(run_device), generator, discriminator,
+                optimizer_g, optimizer_d, config, policy,
+            )
+            for key, value in stats.items():
+                totals[key] += value / len(batches)
+            if generator_ema is not None:
+                _update_ema(generator_ema, generator, config.ema_decay)
+            step += 1
+        epoch += 1
+        record = {"epoch": epoch, "step": step, **totals,
+                  "seconds": round(time.perf_counter() - started, 3)}
+
+        if evaluator is not None and (epoch % config.eval_every == 0 or epoch == config.epochs):
+            sampler = generator_ema if generator_ema is not None else generator
+            record.update(evaluator.evaluate(sampler, config.eval_samples))
+
+        payload = {
+            "kind": "training",
+            "config": config.model_dump(),
+            "generator": generator.state_dict(),
+            "discriminator": discriminator.state_dict(),
+            "generator_ema": generator_ema.state_dict() if generator_ema is not None else None,
+            "optimizer_g": optimizer_g.state_dict(),
+            "optimizer_d": optimizer_d.state_dict(),
+            "epoch": epoch,
+            "step": step,
+            "rng": _capture_rng(),
+            "metrics": {k: v for k, v in record.items() if k in ("fid", "kid")},
+        }
+        improved = "fid" in record and record["fid"] < best_fid
+        if improved:
+            best_fid = record["fid"]
+        payload["best_fid"] = best_fid
+        # The log line goes first: on resume, lines past the checkpoint's epoch are dropped.
+        with open(out_dir / LOG, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        save_checkpoint(payload, checkpoint_path)
+        if improved:
+            export_generator(checkpoint_path, out_dir / BEST)
+        bar.update(1)
+        bar.set_postfix({k: f"{record[k]:.3g}" for k in ("loss_d", "loss_g", "fid") if k in record})
+    bar.close()
+    return checkpoint_path
+
+
+def _train_step(
+    real: Tensor,
+    generator: nn.Module,
+    discriminator: nn.Module,
+    optimizer_g: torch.optim.Optimizer,
+    optimizer_d: torch.optim.Optimizer,
+    config: TrainConfig,
+    policy: str,
+) -> dict[str, float]:
+    if config.flip:
+        real = random_flip(real)
+    latent = generator.sample_latent(real.shape[0]).to(real.device)
+    fake = generator(latent)
+
+    # D: real towards 1, fake towards 0.
+    logits_real = discriminator(diff_augment(real, policy))
+    logits_fake = discriminator(diff_augment(fake.detach(), policy))
+    loss_d = F.binary_cross_entropy_with_logits(
+        logits_real, torch.ones_like(logits_real)
+    ) + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake))
+    optimizer_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    optimizer_d.step()
+
+    # G: the non-saturating loss, fake towards 1.
+    logits_g = discriminator(diff_augment(fake, policy))
+    loss_g = F.binary_cross_entropy_with_logits(logits_g, torch.ones_like(logits_g))
+    if isinstance(generator, DeLiGANGenerator):
+        loss_g = loss_g + config.sigma_weight * generator.regularizer()
+    optimizer_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    optimizer_g.step()
+
+    return {
+        "loss_d": loss_d.item(),
+        "loss_g": loss_g.item(),
+        "d_real": torch.sigmoid(logits_real).mean().item(),
+        "d_fake": torch.sigmoid(logits_fake).mean().item(),
+    }
+
+
+@torch.no_grad()
+def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    for ema_param, param in zip(ema.parameters(), model.parameters(), strict=True):
+        ema_param.lerp_(param, 1.0 - decay)
+    # BatchNorm statistics are copied, not averaged: they describe the current G.
+    for ema_buffer, buffer in zip(ema.buffers(), model.buffers(), strict=True):
+        ema_buffer.copy_(buffer)
+
+
+def _check_resumable(saved: TrainConfig, requested: TrainConfig, path: Path) -> None:
+    saved_values, requested_values = saved.model_dump(), requested.model_dump()
+    changed = [
+        f"{key} {saved_values[key]!r} -> {requested_values[key]!r}"
+        for key in saved_values
+        if key not in RESUMABLE_CHANGES and saved_values[key] != requested_values[key]
+    ]
+    if changed:
+        raise CheckpointError(
+            f"{path} belongs to a run with other settings ({'; '.join(changed)}); "
+            "use another --out folder, or --restart to train from scratch there"
+        )
+
+
+def _capture_rng() -> dict:
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "python": random.getstate(),
+    }
+
+
+def _restore_rng(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    random.setstate(state["python"])
+
+
+def _truncate_log(path: Path, epoch: int) -> None:
+    """Keep only log lines up to `epoch` (a crash can leave one line past the checkpoint)."""
+    if not path.exists():
+        return
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line)["epoch"] <= epoch]
+    if len(kept) != len(lines):
+        path.write_text("".join(line + "\n" for line in kept))
+
+
+def read_log(run_dir: Path | str) -> list[dict]:
+    """The per-epoch records of a run."""
+    path = Path(run_dir) / LOG if Path(run_dir).is_dir() else Path(run_dir)
+    if not path.exists():
+        from moodmoji.errors import MoodmojiError
+
+        raise MoodmojiError(f"no training log at {path}")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
