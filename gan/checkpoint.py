@@ -45,7 +45,9 @@ def load_checkpoint(path: Path | str, kind: str | None = None) -> dict[str, Any]
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first_line = (
+            str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        )
         raise CheckpointError(
             f"{path} is not a moodmoji checkpoint (could not read it: {first_line[:120]})"
         ) from error

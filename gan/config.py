@@ -27,7 +27,9 @@ class TrainConfig(BaseModel):
     nz: int = Field(100, ge=1, description="size of the normal latent z")
     ngf: int = Field(64, ge=1, description="generator width")
     ndf: int = Field(64, ge=1, description="discriminator width")
-    spectral_norm: bool = Field(False, description="spectral normalisation in D (instead of BatchNorm)")
+    spectral_norm: bool = Field(
+        False, description="spectral normalisation in D (instead of BatchNorm)"
+    )
     # Proposed GAN.
     expand: int = Field(2, ge=1, description="N: the adjustment layer maps nz to N * nz")
     mean_shift: bool = Field(True, description="add mu ~ U(-1, 1) to the adjusted latent")

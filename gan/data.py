@@ -50,8 +50,10 @@ def images_to_tensor(images: list[Image.Image]) -> Tensor:
 def tensor_to_images(batch: Tensor, size: int | None = None) -> list[Image.Image]:
     """(N, 3, H, W) in [-1, 1] to PIL RGB images, optionally upscaled to `size`."""
     arrays = (
-        batch.detach().float().clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1)
-    ).cpu().numpy()
+        (batch.detach().float().clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1))
+        .cpu()
+        .numpy()
+    )
     images = [Image.fromarray(a, "RGB") for a in arrays]
     if size is not None and images and images[0].size != (size, size):
         # Lanczos keeps the edges of an upscaled emoji crisp without blocky pixels.
@@ -74,9 +76,7 @@ def label_folder(root: Path | str, label: str) -> Path:
 
 
 def image_files(folder: Path) -> list[Path]:
-    return sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    )
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def load_label_images(root: Path | str, label: str, size: int = IMAGE_SIZE) -> Tensor:
@@ -95,8 +95,12 @@ def load_label_images(root: Path | str, label: str, size: int = IMAGE_SIZE) -> T
         except (UnidentifiedImageError, OSError, ValueError):
             corrupt.append(path.name)
     if corrupt:
-        shown = ", ".join(corrupt[:3]) + (f" and {len(corrupt) - 3} more" if len(corrupt) > 3 else "")
-        raise DataError(f"{len(corrupt)} unreadable image(s) in {folder}: {shown}; remove or fix them")
+        shown = ", ".join(corrupt[:3]) + (
+            f" and {len(corrupt) - 3} more" if len(corrupt) > 3 else ""
+        )
+        raise DataError(
+            f"{len(corrupt)} unreadable image(s) in {folder}: {shown}; remove or fix them"
+        )
     return images_to_tensor(images)
 
 
@@ -118,13 +122,18 @@ def draw_face(label: str, rng: random.Random, size: int = IMAGE_SIZE) -> Image.I
     radius = s * rng.uniform(0.38, 0.46)
     cx, cy = s / 2 + rng.uniform(-0.03, 0.03) * s, s / 2 + rng.uniform(-0.03, 0.03) * s
     face = (rng.randint(230, 255), rng.randint(170, 220), rng.randint(0, 80))
-    draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=face,
-                 outline=(120, 80, 0), width=scale * 2)
+    draw.ellipse(
+        [cx - radius, cy - radius, cx + radius, cy + radius],
+        fill=face,
+        outline=(120, 80, 0),
+        width=scale * 2,
+    )
     eye_dx, eye_y = radius * rng.uniform(0.3, 0.42), cy - radius * rng.uniform(0.2, 0.35)
     eye_r = radius * rng.uniform(0.08, 0.14)
     for ex in (cx - eye_dx, cx + eye_dx):
-        draw.ellipse([ex - eye_r, eye_y - eye_r * 1.3, ex + eye_r, eye_y + eye_r * 1.3],
-                     fill=(60, 40, 20))
+        draw.ellipse(
+            [ex - eye_r, eye_y - eye_r * 1.3, ex + eye_r, eye_y + eye_r * 1.3], fill=(60, 40, 20)
+        )
     mouth_w, mouth_y = radius * rng.uniform(0.45, 0.65), cy + radius * rng.uniform(0.3, 0.45)
     curve = radius * rng.uniform(0.15, 0.3) * (1 if label == "positive" else -1)
     points = [
@@ -134,8 +143,10 @@ def draw_face(label: str, rng: random.Random, size: int = IMAGE_SIZE) -> Image.I
     draw.line(points, fill=(90, 30, 20), width=int(scale * rng.uniform(2, 4)), joint="curve")
     if label == "negative" and rng.random() < 0.5:  # a tear
         tx = cx + eye_dx * rng.choice((-1, 1))
-        draw.ellipse([tx - eye_r * 0.7, eye_y + eye_r * 2, tx + eye_r * 0.7,
-                      eye_y + eye_r * 4], fill=(90, 160, 240))
+        draw.ellipse(
+            [tx - eye_r * 0.7, eye_y + eye_r * 2, tx + eye_r * 0.7, eye_y + eye_r * 4],
+            fill=(90, 160, 240),
+        )
     angle = rng.uniform(-12, 12)
     img = img.rotate(angle, resample=Image.Resampling.BICUBIC, fillcolor=(255, 255, 255))
     return img.resize((size, size), Image.Resampling.LANCZOS)

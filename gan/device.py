@@ -16,7 +16,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as error:
-        raise MoodmojiError(f"unknown device {name!r} (use auto, cpu, cuda, cuda:N or mps)") from error
+        raise MoodmojiError(
+            f"unknown device {name!r} (use auto, cpu, cuda, cuda:N or mps)"
+        ) from error
     if device.type == "cuda" and not torch.cuda.is_available():
         raise MoodmojiError(f"device {name!r} asked for, but no CUDA device is available here")
     if device.type == "mps" and not torch.backends.mps.is_available():

@@ -96,9 +96,7 @@ class DCGANGenerator(nn.Module):
 class DeLiGANGenerator(nn.Module):
     """Gurumurthy et al. (2017): a learned Gaussian mixture latent, one component per sample."""
 
-    def __init__(
-        self, nz: int = 100, ngf: int = 64, components: int = 50, sigma_init: float = 0.2
-    ):
+    def __init__(self, nz: int = 100, ngf: int = 64, components: int = 50, sigma_init: float = 0.2):
         super().__init__()
         self.nz = nz
         self.components = components

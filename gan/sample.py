@@ -28,8 +28,9 @@ class EmojiSampler:
     on any device.
     """
 
-    def __init__(self, generator: Generator, config: TrainConfig, version: str,
-                 device: torch.device):
+    def __init__(
+        self, generator: Generator, config: TrainConfig, version: str, device: torch.device
+    ):
         self.generator = generator.to(device).eval().requires_grad_(False)
         self.config = config
         self.version = version
@@ -44,8 +45,10 @@ class EmojiSampler:
         payload = load_checkpoint(path)
         config = checkpoint_config(payload)
         generator = build_generator(config)
-        weights = {k: v.float() if v.is_floating_point() else v
-                   for k, v in generator_weights(payload).items()}
+        weights = {
+            k: v.float() if v.is_floating_point() else v
+            for k, v in generator_weights(payload).items()
+        }
         generator.load_state_dict(weights)
         return cls(generator, config, file_version(path), resolve_device(device))
 
@@ -76,8 +79,11 @@ def resolve_checkpoint(checkpoint: Path | str, label: str | None) -> Path:
     """A checkpoint file, or a run/models folder holding one for `label`."""
     path = Path(checkpoint)
     if path.is_dir():
-        candidates = [path / f"{label}.pt", path / "best.pt", path / "checkpoint.pt"] if label \
+        candidates = (
+            [path / f"{label}.pt", path / "best.pt", path / "checkpoint.pt"]
+            if label
             else [path / "best.pt", path / "checkpoint.pt"]
+        )
         for candidate in candidates:
             if candidate.is_file():
                 return candidate

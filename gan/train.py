@@ -97,7 +97,10 @@ def train(
         evaluator = Evaluator(real, device=run_device, cache_dir=cache_dir)
 
     bar = tqdm(
-        total=config.epochs, initial=epoch, unit="epoch", disable=not progress,
+        total=config.epochs,
+        initial=epoch,
+        unit="epoch",
+        disable=not progress,
         desc=f"{config.model}/{config.label}",
     )
     while epoch < config.epochs:
@@ -110,8 +113,13 @@ def train(
         batches = order.split(config.batch_size)
         for indices in batches:
             stats = _train_step(
-                real[indices].to(run_device), generator, discriminator,
-                optimizer_g, optimizer_d, config, policy,
+                real[indices].to(run_device),
+                generator,
+                discriminator,
+                optimizer_g,
+                optimizer_d,
+                config,
+                policy,
             )
             for key, value in stats.items():
                 totals[key] += value / len(batches)
@@ -119,8 +127,12 @@ def train(
                 _update_ema(generator_ema, generator, config.ema_decay)
             step += 1
         epoch += 1
-        record = {"epoch": epoch, "step": step, **totals,
-                  "seconds": round(time.perf_counter() - started, 3)}
+        record = {
+            "epoch": epoch,
+            "step": step,
+            **totals,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
 
         if evaluator is not None and (epoch % config.eval_every == 0 or epoch == config.epochs):
             sampler = generator_ema if generator_ema is not None else generator

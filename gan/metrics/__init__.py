@@ -92,7 +92,9 @@ class Evaluator:
     ):
         unknown = [m for m in metrics if m not in METRICS]
         if unknown:
-            raise MoodmojiError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(METRICS)}")
+            raise MoodmojiError(
+                f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(METRICS)}"
+            )
         self.real = real
         self.device = torch.device(device)
         self.cache_dir = Path(cache_dir) if cache_dir else CommonSettings().cache_dir
@@ -124,8 +126,9 @@ class Evaluator:
 
 
 @torch.no_grad()
-def generate(generator: torch.nn.Module, n: int, seed: int, device: torch.device,
-             batch_size: int = 256) -> Tensor:
+def generate(
+    generator: torch.nn.Module, n: int, seed: int, device: torch.device, batch_size: int = 256
+) -> Tensor:
     """`n` images from a fixed seed, in eval mode, without touching the global RNG."""
     was_training = generator.training
     generator.eval()

@@ -24,10 +24,17 @@ class EmojiClassifier(nn.Module):
     def __init__(self, width: int = 16):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(3, width, 3, 2, 1), nn.ReLU(True),  # (B, w, 32, 32)
-            nn.Conv2d(width, width * 2, 3, 2, 1), nn.BatchNorm2d(width * 2), nn.ReLU(True),  # 16
-            nn.Conv2d(width * 2, width * 4, 3, 2, 1), nn.BatchNorm2d(width * 4), nn.ReLU(True),  # 8
-            nn.Conv2d(width * 4, width * 4, 3, 2, 1), nn.BatchNorm2d(width * 4), nn.ReLU(True),  # 4
+            nn.Conv2d(3, width, 3, 2, 1),
+            nn.ReLU(True),  # (B, w, 32, 32)
+            nn.Conv2d(width, width * 2, 3, 2, 1),
+            nn.BatchNorm2d(width * 2),
+            nn.ReLU(True),  # 16
+            nn.Conv2d(width * 2, width * 4, 3, 2, 1),
+            nn.BatchNorm2d(width * 4),
+            nn.ReLU(True),  # 8
+            nn.Conv2d(width * 4, width * 4, 3, 2, 1),
+            nn.BatchNorm2d(width * 4),
+            nn.ReLU(True),  # 4
         )
         self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(width * 4 * 16, 2))
 
@@ -88,8 +95,11 @@ def load_or_train_classifier(
         model.eval()
         return model, saved["info"]
     model, accuracy = train_classifier(images)
-    info = {"data_key": key, "holdout_accuracy": accuracy,
-            "train_images": {label: len(images[label]) for label in LABELS}}
+    info = {
+        "data_key": key,
+        "holdout_accuracy": accuracy,
+        "train_images": {label: len(images[label]) for label in LABELS},
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": model.state_dict(), "info": info}, path)
     return model, info

@@ -59,8 +59,10 @@ def inception_features(
     ):
         batch = images[start : start + batch_size].to(device, torch.float32)
         batch = F.interpolate(
-            (batch.clamp(-1, 1) + 1) / 2, size=(INPUT_SIZE, INPUT_SIZE),
-            mode="bilinear", align_corners=False,
+            (batch.clamp(-1, 1) + 1) / 2,
+            size=(INPUT_SIZE, INPUT_SIZE),
+            mode="bilinear",
+            align_corners=False,
         )
         chunks.append(model(batch * (high - low) + low).double().cpu())
     return torch.cat(chunks).numpy()
