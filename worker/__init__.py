@@ -1,1 +1,45 @@
-"""Queue contract, Redis transport, sampling service, model registry and hot reload."""
+"""Queue contract, Redis transport, sampling service, model registry and hot reload.
+
+What a bot needs imports no torch: the protocol, the transports and the client.
+The sampling service loads torch only when it loads models.
+"""
+
+from worker.client import RequestTimedOut, WorkerBusy, WorkerClient
+from worker.protocol import (
+    LABELS,
+    PROTOCOL_VERSION,
+    ErrorCode,
+    GenerateRequest,
+    GenerateResult,
+    Origin,
+    ProtocolError,
+    decode_request,
+    decode_result,
+)
+from worker.redis_transport import RedisStreamsTransport
+from worker.registry import ModelRegistry, RegistryError
+from worker.settings import WorkerSettings
+from worker.transport import DeadLetter, Delivery, InProcessTransport, Transport
+
+__all__ = [
+    "LABELS",
+    "PROTOCOL_VERSION",
+    "DeadLetter",
+    "Delivery",
+    "ErrorCode",
+    "GenerateRequest",
+    "GenerateResult",
+    "InProcessTransport",
+    "ModelRegistry",
+    "Origin",
+    "ProtocolError",
+    "RedisStreamsTransport",
+    "RegistryError",
+    "RequestTimedOut",
+    "Transport",
+    "WorkerBusy",
+    "WorkerClient",
+    "WorkerSettings",
+    "decode_request",
+    "decode_result",
+]

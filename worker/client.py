@@ -1,0 +1,196 @@
+"""The bot's side of the queue: submit a request, await its result, with backpressure.
+
+One `WorkerClient` per bot process owns one reply channel (`reply_to`) and one reader
+task that resolves each pending request's future when its result arrives. Before
+queueing, it refuses work with `WorkerBusy` ("busy, try again in N s") when the label's
+queue is longer than `queue_max_length` or the user has `queue_max_in_flight_per_user`
+requests unanswered. When the transport reports that Redis came back after an outage,
+every unanswered request is submitted again: harmless, since a request_id is answered
+once, and it recovers requests a restarted server forgot.
+"""
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import socket
+import time
+import uuid
+from collections import Counter, deque
+
+from moodmoji.errors import MoodmojiError
+from worker.protocol import GenerateRequest, GenerateResult, Origin
+from worker.settings import WorkerSettings
+from worker.transport import Transport
+
+log = logging.getLogger(__name__)
+
+_RATE_WINDOW = 200  # recent answers from which the drain rate is estimated
+
+
+class WorkerBusy(MoodmojiError):
+    """Refused before queueing; `retry_after_s` says when trying again makes sense."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class RequestTimedOut(MoodmojiError):
+    """No answer within the timeout; the request may still be answered later."""
+
+
+class WorkerClient:
+    def __init__(
+        self,
+        transport: Transport,
+        settings: WorkerSettings | None = None,
+        reply_to: str | None = None,
+    ) -> None:
+        self.transport = transport
+        self.settings = settings or WorkerSettings()
+        self.reply_to = reply_to or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._pending: dict[str, asyncio.Future[GenerateResult]] = {}
+        self._requests: dict[str, GenerateRequest] = {}
+        self._in_flight_by_user: Counter[str] = Counter()
+        self._answered_at: deque[float] = deque(maxlen=_RATE_WINDOW)
+        self._reader: asyncio.Task | None = None
+        self._position = "0"
+
+    async def start(self, after: str | None = None) -> None:
+        """Start reading results; `after` replays from a position saved before a restart."""
+        if self._reader is None:
+            self._position = after or await self.transport.latest_position(self.reply_to)
+            self._reader = asyncio.create_task(self._read_results())
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+
+    async def __aenter__(self) -> "WorkerClient":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_exc) -> None:
+        await self.close()
+
+    @property
+    def position(self) -> str:
+        """The last result read; pass to `start(after=...)` to replay after a restart."""
+        return self._position
+
+    def request(
+        self,
+        label: str,
+        seed: int,
+        count: int = 1,
+        size: int | None = None,
+        origin: Origin | None = None,
+        timeout: float | None = None,
+    ) -> GenerateRequest:
+        """A request answered on this client's reply channel, due within `timeout`."""
+        timeout = timeout or self.settings.queue_request_timeout_s
+        return GenerateRequest(
+            label=label,
+            seed=seed,
+            count=count,
+            size=size or self.settings.worker_image_size,
+            origin=origin or Origin(),
+            reply_to=self.reply_to,
+            deadline=time.time() + timeout,
+        )
+
+    async def generate(self, label: str, seed: int, **kwargs) -> GenerateResult:
+        """Build, submit and await one request (see `request` for the arguments)."""
+        request = self.request(label, seed, **kwargs)
+        return await self.submit(request, timeout=kwargs.get("timeout"))
+
+    async def submit(
+        self, request: GenerateRequest, timeout: float | None = None
+    ) -> GenerateResult:
+        """Queue `request` and wait for its result; `WorkerBusy` or `RequestTimedOut` if not."""
+        if request.reply_to != self.reply_to:
+            request = request.model_copy(update={"reply_to": self.reply_to})
+        timeout = timeout or self.settings.queue_request_timeout_s
+        await self.start()
+        future = self._pending.get(request.request_id)
+        if future is None:
+            await self._admit(request)
+            future = asyncio.get_running_loop().create_future()
+            self._pending[request.request_id] = future
+            self._requests[request.request_id] = request
+            user = request.origin.user_id
+            if user:
+                self._in_flight_by_user[user] += 1
+            future.add_done_callback(lambda _f: self._forget(request))
+            try:
+                await self.transport.submit(request)
+            except BaseException:
+                future.cancel()
+                raise
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            future.cancel()
+            message = f"no emoji within {timeout:g} s; the workers may be down"
+            raise RequestTimedOut(message) from None
+
+    async def _admit(self, request: GenerateRequest) -> None:
+        user = request.origin.user_id
+        limit = self.settings.queue_max_in_flight_per_user
+        if user and self._in_flight_by_user[user] >= limit:
+            raise WorkerBusy(f"you already have {limit} emojis on the way; try again in 1 s", 1)
+        depth = await self.transport.queue_depth(request.label)
+        if depth >= self.settings.queue_max_length:
+            retry_after = self._retry_after(depth - self.settings.queue_max_length + 1)
+            raise WorkerBusy(f"busy, try again in {retry_after} s", retry_after)
+
+    def _retry_after(self, excess: int) -> int:
+        """Seconds until `excess` requests have drained at the rate answers came in lately."""
+        answered = self._answered_at
+        if len(answered) >= 2 and answered[-1] > answered[0]:
+            rate = (len(answered) - 1) / (answered[-1] - answered[0])
+            return max(1, min(60, math.ceil(excess / rate)))
+        return 1
+
+    def _forget(self, request: GenerateRequest) -> None:
+        self._pending.pop(request.request_id, None)
+        self._requests.pop(request.request_id, None)
+        user = request.origin.user_id
+        if user:
+            self._in_flight_by_user[user] -= 1
+            if self._in_flight_by_user[user] <= 0:
+                del self._in_flight_by_user[user]
+
+    async def _read_results(self) -> None:
+        epoch = getattr(self.transport, "connection_epoch", 0)
+        while True:
+            try:
+                results = await self.transport.read_results(self.reply_to, self._position, 1000)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("reading results failed (%s); retrying", error)
+                await asyncio.sleep(0.2)
+                continue
+            for position, result in results:
+                self._position = position
+                future = self._pending.get(result.request_id)
+                if future is not None and not future.done():  # duplicates are dropped here
+                    future.set_result(result)
+                    self._answered_at.append(time.monotonic())
+            current = getattr(self.transport, "connection_epoch", 0)
+            if current != epoch:
+                epoch = current
+                await self._resubmit_pending()
+
+    async def _resubmit_pending(self) -> None:
+        outstanding = list(self._requests.values())
+        log.warning("queue reconnected; resubmitting %d unanswered requests", len(outstanding))
+        for request in outstanding:
+            with contextlib.suppress(Exception):
+                await self.transport.submit(request)
