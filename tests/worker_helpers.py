@@ -1,0 +1,224 @@
+"""Shared pieces of the worker tests: tiny real GANs, Redis key hygiene, worker processes."""
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from worker import GenerateResult, ModelRegistry, RedisStreamsTransport, WorkerSettings
+
+REDIS_URL = os.environ.get("MOODMOJI_REDIS_URL", "redis://127.0.0.1:6379/0")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _train_tiny(root: Path, label: str, seed: int) -> Path:
+    import gan
+
+    data = root / "data"
+    if not data.exists():
+        gan.make_procedural_dataset(data, per_label=16, seed=0)
+    config = gan.make_config(
+        "stable",
+        model="proposed",
+        label=label,
+        ngf=8,
+        ndf=8,
+        epochs=1,
+        batch_size=16,
+        eval_every=0,
+        seed=seed,
+    )
+    return gan.train(config, data_dir=data, out_dir=root / f"run-{label}-{seed}", device="cpu",
+                     progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    """Real 1-epoch ngf=8 checkpoints: positive, negative, and a second positive ("positive-v2").
+
+    Cached under pytest's session folder so every worker test module shares one training run.
+    """
+    root = tmp_path_factory.getbasetemp() / "worker-tiny-gans"
+    wanted = {
+        "positive": ("positive", 0),
+        "negative": ("negative", 0),
+        "positive-v2": ("positive", 1),
+    }
+    models = {}
+    for name, (label, seed) in wanted.items():
+        path = root / f"{name}.pt"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(_train_tiny(root, label, seed), path)
+        models[name] = path
+    return models
+
+
+def make_registry(root: Path, tiny_models: dict[str, Path]) -> ModelRegistry:
+    """A registry with version v1 (both labels) active and v2 (new positive) published."""
+    registry = ModelRegistry(root)
+    registry.publish(
+        "v1", {"positive": tiny_models["positive"], "negative": tiny_models["negative"]},
+        activate=True,
+    )
+    registry.publish(
+        "v2", {"positive": tiny_models["positive-v2"], "negative": tiny_models["negative"]}
+    )
+    return registry
+
+
+def unique_prefix() -> str:
+    return f"moodmoji-test-{uuid.uuid4().hex[:10]}"
+
+
+def delete_prefix(prefix: str, url: str = REDIS_URL) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+def queue_settings(prefix: str, **overrides) -> WorkerSettings:
+    values = {
+        "redis_url": REDIS_URL,
+        "queue_prefix": prefix,
+        "queue_claim_idle_ms": 1000,
+        "queue_reconnect_s": 20.0,
+        "worker_labels": ["positive"],
+        "worker_heartbeat_s": 0.3,
+        "worker_block_ms": 200,
+        "registry_poll_s": 0.2,
+        "device": "cpu",
+        "models_dir": Path("/nonexistent-moodmoji-models"),
+    }
+    return WorkerSettings(**{**values, **overrides})
+
+
+@pytest.fixture
+def redis_prefix():
+    """A key prefix of this test's own, deleted afterwards."""
+    prefix = unique_prefix()
+    yield prefix
+    delete_prefix(prefix)
+
+
+def spawn_worker(
+    settings: WorkerSettings, registry_dir: Path, worker_id: str, *extra: str
+) -> subprocess.Popen:
+    """A real `moodmoji worker` process with these settings."""
+    env = {
+        **os.environ,
+        "MOODMOJI_REDIS_URL": settings.redis_url,
+        "MOODMOJI_QUEUE_PREFIX": settings.queue_prefix,
+        "MOODMOJI_QUEUE_CLAIM_IDLE_MS": str(settings.queue_claim_idle_ms),
+        "MOODMOJI_QUEUE_RECONNECT_S": str(settings.queue_reconnect_s),
+        "MOODMOJI_WORKER_HEARTBEAT_S": str(settings.worker_heartbeat_s),
+        "MOODMOJI_WORKER_BLOCK_MS": str(settings.worker_block_ms),
+        "MOODMOJI_MODELS_DIR": str(settings.models_dir),
+        "OMP_NUM_THREADS": "1",
+    }
+    command = [
+        sys.executable, "-m", "moodmoji.cli", "worker", "--registry", str(registry_dir),
+        "--device", "cpu", "--worker-id", worker_id, "--labels", *settings.worker_labels, *extra,
+    ]
+    return subprocess.Popen(command, env=env, cwd=REPO)
+
+
+def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM) -> int:
+    if process.poll() is None:
+        process.send_signal(sig)
+    try:
+        return process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
+
+
+async def wait_for_workers(transport, worker_ids, timeout: float = 60.0) -> dict[str, dict]:
+    """Until every worker in `worker_ids` has sent a heartbeat."""
+    give_up = time.monotonic() + timeout
+    while True:
+        beats = await transport.heartbeats()
+        if set(worker_ids) <= set(beats):
+            return beats
+        if time.monotonic() > give_up:
+            raise AssertionError(f"workers {sorted(set(worker_ids) - set(beats))} never came up")
+        await asyncio.sleep(0.1)
+
+
+async def reply_stream_results(transport: RedisStreamsTransport, reply_to: str):
+    """Every result on a reply stream, in order."""
+    entries = await transport.redis.xrange(transport.reply_stream(reply_to))
+    from worker import decode_result
+
+    return [decode_result(fields["result"]) for _id, fields in entries]
+
+
+def assert_images(result: GenerateResult, count: int, size: int) -> None:
+    from io import BytesIO
+
+    from PIL import Image
+
+    assert result.ok, result.error_message
+    assert len(result.images) == count
+    for png in result.images:
+        image = Image.open(BytesIO(png))
+        assert image.format == "PNG" and image.size == (size, size)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class OwnRedis:
+    """A redis-server of this test's own on a free port, which the test may kill and restart."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL,
+        )
+        import redis
+
+        client = redis.Redis(port=self.port)
+        give_up = time.monotonic() + 10
+        while True:
+            try:
+                if client.ping():
+                    break
+            except redis.ConnectionError:
+                if time.monotonic() > give_up:
+                    raise
+                time.sleep(0.05)
+        client.close()
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
