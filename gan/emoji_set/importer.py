@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from gan.emoji_set.build import ATTRIBUTION_NAME
 from gan.emoji_set.images import IMAGE_SIZE, pixel_hash, save_png, to_rgb_square
@@ -112,6 +112,9 @@ def import_images(
             continue
         try:
             image = _decode(data)
+        except UnidentifiedImageError:
+            report.corrupt.append((name, "not an image Pillow can read"))
+            continue
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
             report.corrupt.append((name, str(error) or type(error).__name__))
             continue
