@@ -15,7 +15,7 @@ setup: $(VENV_DIR)/.complete
 	@ln -sfn $(VENV_DIR) $(VENV)
 	@# Editable install of this checkout: cheap, and re-pointed on every run so
 	@# a cached venv always serves the clone that runs it.
-	@$(BIN)/pip install -q --no-deps --no-build-isolation -e . >/dev/null
+	@PYTHONWARNINGS=ignore $(BIN)/pip install -q --no-deps --no-build-isolation -e . --config-settings editable_mode=compat >/dev/null
 	@echo "venv ready: $(VENV) -> $(VENV_DIR)"
 
 $(VENV_DIR)/.complete: requirements.lock

@@ -50,9 +50,12 @@ def data_key(images_by_label: dict[str, Tensor]) -> str:
 
 
 def train_classifier(
-    images_by_label: dict[str, Tensor], epochs: int = 20, seed: int = 0, holdout: float = 0.2
+    images_by_label: dict[str, Tensor], steps: int = 400, seed: int = 0, holdout: float = 0.2
 ) -> tuple[EmojiClassifier, float]:
-    """Train on a seeded split; returns the model and its held-out accuracy."""
+    """Train on a seeded split; returns the model and its held-out accuracy.
+
+    A fixed number of steps (not epochs) so that small sets get trained enough.
+    """
     generator = torch.Generator().manual_seed(seed)
     train_x, train_y, test_x, test_y = [], [], [], []
     for index, label in enumerate(LABELS):
@@ -67,13 +70,13 @@ def train_classifier(
     torch.manual_seed(seed)
     model = EmojiClassifier()
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    for _ in range(epochs):
-        model.train()
-        for idx in torch.randperm(len(x), generator=generator).split(64):
-            loss = F.cross_entropy(model(random_flip(x[idx])), y[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+    model.train()
+    for _ in range(steps):
+        idx = torch.randint(0, len(x), (32,), generator=generator)
+        loss = F.cross_entropy(model(random_flip(x[idx])), y[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
     model.eval()
     with torch.no_grad():
         predicted = model(torch.cat(test_x)).argmax(1)

@@ -1,5 +1,7 @@
 """FID and KID from feature sets (Heusel et al. 2017; Binkowski et al. 2018)."""
 
+import warnings
+
 import numpy as np
 from scipy import linalg
 
@@ -9,7 +11,10 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
     mu_a, mu_b = features_a.mean(0), features_b.mean(0)
     cov_a = np.cov(features_a, rowvar=False)
     cov_b = np.cov(features_b, rowvar=False)
-    covmean, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    with warnings.catch_warnings():
+        # Fewer samples than feature dimensions make the product singular; handled below.
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(cov_a @ cov_b)
     if not np.isfinite(covmean).all():
         # Near-singular products (few samples): nudge both diagonals, as the reference code does.
         offset = np.eye(cov_a.shape[0]) * 1e-6

@@ -8,6 +8,7 @@ import pulls in OpenCV and its loader would try the network on a bad file).
 
 import hashlib
 import importlib.util
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -42,7 +43,9 @@ def load_inception(device: str = "cpu") -> torch.jit.ScriptModule:
     sha1 = hashlib.sha1(path.read_bytes()).hexdigest()
     if sha1 != MODEL_SHA1:
         raise MoodmojiError(f"{path} has sha1 {sha1}, expected {MODEL_SHA1}; reinstall it")
-    return torch.jit.load(str(path), map_location=device).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation notice
+        return torch.jit.load(str(path), map_location=device).eval()
 
 
 @torch.inference_mode()

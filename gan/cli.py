@@ -1,0 +1,186 @@
+"""`moodmoji train | sample | evaluate | plot`. Heavy imports stay inside the handlers."""
+
+import argparse
+import json
+from pathlib import Path
+
+from moodmoji.errors import MoodmojiError
+from moodmoji.settings import CommonSettings
+
+MODEL_CHOICES = ("dcgan", "deligan", "proposed")
+LABEL_CHOICES = ("positive", "negative")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    settings = CommonSettings()
+    default_data = settings.data_dir / "emoji"
+
+    p = subparsers.add_parser("train", help="train a GAN on one label of an image folder")
+    p.add_argument("--model", choices=MODEL_CHOICES, default="proposed")
+    p.add_argument("--label", choices=LABEL_CHOICES, default="positive")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=default_data,
+        help=f"folder with positive/ and negative/ (default {default_data})",
+    )
+    p.add_argument("--out", type=Path, help="run folder (default runs/MODEL-LABEL-sSEED)")
+    p.add_argument(
+        "--preset",
+        choices=("stable", "paper"),
+        default="stable",
+        help="stable: DCGAN defaults (lr 2e-4, batch 64); paper: lr 1e-2, batch 35",
+    )
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--width", type=int, help="sets both --ngf and --ndf")
+    p.add_argument("--ngf", type=int)
+    p.add_argument("--ndf", type=int)
+    p.add_argument("--expand", type=int, help="Proposed: N, the adjustment layer width N * nz")
+    p.add_argument("--no-mean-shift", action="store_true", help="Proposed: no U(-1,1) shift")
+    p.add_argument("--components", type=int, help="DeLiGAN: mixture components")
+    p.add_argument("--diffaugment", help="DiffAugment policy, e.g. color,translation,cutout")
+    p.add_argument("--ema", action="store_true", help="keep an EMA of G for sampling")
+    p.add_argument("--spectral-norm", action="store_true", help="spectral norm in D")
+    p.add_argument("--no-flip", action="store_true", help="no horizontal flips of real images")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--eval-every", type=int, help="epochs between FID/KID (0: off; default 10)")
+    p.add_argument("--eval-samples", type=int, help="generated images per evaluation")
+    p.add_argument("--device", default=settings.device)
+    p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
+    p.set_defaults(handler=train_command)
+
+    p = subparsers.add_parser("sample", help="draw emojis from a checkpoint")
+    p.add_argument("checkpoint", type=Path, help="checkpoint file, or a run or models folder")
+    p.add_argument("--label", choices=LABEL_CHOICES)
+    p.add_argument("-n", type=int, default=16, help="how many emojis")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=128, help="pixels (64 native; larger upscaled)")
+    p.add_argument("--out", type=Path, default=Path("samples"), help="folder for the PNGs")
+    p.add_argument("--grid", type=Path, help="also write one grid PNG here")
+    p.add_argument("--device", default=settings.device)
+    p.set_defaults(handler=sample_command)
+
+    p = subparsers.add_parser("evaluate", help="FID, KID, domain IS, class consistency")
+    p.add_argument("checkpoint", type=Path, help="checkpoint file, or a run or models folder")
+    p.add_argument("--label", choices=LABEL_CHOICES)
+    p.add_argument("--data", type=Path, default=default_data)
+    p.add_argument("--samples", type=int, default=256, help="generated images to score")
+    p.add_argument("--metrics", default="fid,kid,domain_is,class_consistency")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, help="also write the scores here")
+    p.add_argument("--device", default=settings.device)
+    p.set_defaults(handler=evaluate_command)
+
+    p = subparsers.add_parser("plot", help="loss curves, metric curves and sample grids of runs")
+    p.add_argument("runs", type=Path, nargs="+", help="run folders")
+    p.add_argument("--out", type=Path, help="folder for the PNGs (default FIRST_RUN/figures)")
+    p.add_argument("--samples", type=int, default=32, help="emojis per sample grid")
+    p.set_defaults(handler=plot_command)
+
+
+def train_command(args: argparse.Namespace) -> int:
+    from gan import make_config, train
+    from gan.diffaugment import parse_policy
+
+    width = args.width
+    config = make_config(
+        args.preset,
+        model=args.model,
+        label=args.label,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        ngf=args.ngf or width,
+        ndf=args.ndf or width,
+        expand=args.expand,
+        mean_shift=False if args.no_mean_shift else None,
+        components=args.components,
+        diffaugment=parse_policy(args.diffaugment) if args.diffaugment else None,
+        ema=True if args.ema else None,
+        spectral_norm=True if args.spectral_norm else None,
+        flip=False if args.no_flip else None,
+        seed=args.seed,
+        eval_every=args.eval_every,
+        eval_samples=args.eval_samples,
+    )
+    out = args.out or CommonSettings().runs_dir / f"{config.model}-{config.label}-s{config.seed}"
+    checkpoint = train(config, args.data, out, device=args.device, resume=not args.restart)
+    print(f"checkpoint: {checkpoint}")
+    print(f"log: {out / 'log.jsonl'}  (figures: moodmoji plot {out})")
+    return 0
+
+
+def sample_command(args: argparse.Namespace) -> int:
+    from gan.plot import save_grid
+    from gan.sample import sample_emojis
+
+    if args.n < 1 or args.size < 8:
+        raise MoodmojiError("-n must be at least 1 and --size at least 8")
+    images = sample_emojis(
+        args.checkpoint, args.label, args.n, args.seed, args.size, device=args.device
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images):
+        image.save(args.out / f"emoji-s{args.seed}-{i:03d}.png")
+    print(f"wrote {len(images)} emoji(s) to {args.out}/")
+    if args.grid:
+        print(f"grid: {save_grid(images, args.grid)}")
+    return 0
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    from gan.data import load_label_images
+    from gan.device import resolve_device
+    from gan.metrics import Evaluator, generate, load_or_train_classifier
+    from gan.sample import EmojiSampler, resolve_checkpoint
+
+    metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    device = resolve_device(args.device)
+    sampler = EmojiSampler.from_checkpoint(resolve_checkpoint(args.checkpoint, args.label), device)
+    label = sampler.label
+    settings = CommonSettings()
+    classifier, info = None, {}
+    if {"domain_is", "class_consistency"} & set(metrics):
+        classifier, info = load_or_train_classifier(args.data, settings.cache_dir)
+    evaluator = Evaluator(
+        load_label_images(args.data, label), device, settings.cache_dir, metrics, classifier, label
+    )
+    scores = evaluator.score(generate(sampler.generator, args.samples, args.seed, device))
+    print(
+        f"{sampler.config.model} / {label}  version {sampler.version}  "
+        f"{args.samples} samples vs {len(evaluator.real)} real"
+    )
+    for name, value in scores.items():
+        print(f"  {name:<18} {value:.4f}")
+    if info:
+        print(f"  (classifier held-out accuracy {info['holdout_accuracy']:.3f})")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {"label": label, "version": sampler.version, "samples": args.samples, **scores},
+                indent=2,
+            )
+        )
+    return 0
+
+
+def plot_command(args: argparse.Namespace) -> int:
+    from gan.plot import plot_losses, plot_metrics, save_grid
+    from gan.sample import resolve_checkpoint, sample_emojis
+    from gan.train import read_log
+
+    runs = {run.name: read_log(run) for run in args.runs}
+    out = args.out or args.runs[0] / "figures"
+    written = [plot_losses(runs, out / "losses.png")]
+    if any(("fid" in r) for records in runs.values() for r in records):
+        written.append(plot_metrics(runs, out / "metrics.png"))
+    for run in args.runs:
+        images = sample_emojis(
+            resolve_checkpoint(run, None), n=args.samples, seed=0, size=64, device="cpu"
+        )
+        written.append(save_grid(images, out / f"samples-{run.name}.png"))
+    for path in written:
+        print(path)
+    return 0

@@ -1,0 +1,95 @@
+"""The three generators and the discriminator: shapes, ranges, latents, gradients."""
+
+import pytest
+import torch
+
+from gan import (
+    DCGANGenerator,
+    DeLiGANGenerator,
+    Discriminator,
+    ProposedGenerator,
+    build_generator,
+)
+from gan.diffaugment import diff_augment, parse_policy
+from moodmoji.errors import MoodmojiError
+
+GENERATORS = {
+    "dcgan": lambda: DCGANGenerator(nz=16, ngf=8),
+    "deligan": lambda: DeLiGANGenerator(nz=16, ngf=8, components=5),
+    "proposed": lambda: ProposedGenerator(nz=16, ngf=8, expand=3),
+}
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_generator_output_shape_and_range(name):
+    torch.manual_seed(0)
+    generator = GENERATORS[name]()
+    images = generator(generator.sample_latent(5))
+    assert images.shape == (5, 3, 64, 64)
+    assert images.min() >= -1 and images.max() <= 1
+    assert images.std() > 0  # not a constant image
+
+
+@pytest.mark.parametrize("spectral_norm", [False, True])
+def test_discriminator_gives_one_logit_per_image(spectral_norm):
+    logits = Discriminator(ndf=8, spectral_norm=spectral_norm)(torch.rand(4, 3, 64, 64) * 2 - 1)
+    assert logits.shape == (4,)
+
+
+@pytest.mark.parametrize("expand", [1, 2, 4])
+def test_proposed_latent_width_follows_n(expand):
+    generator = ProposedGenerator(nz=16, ngf=8, expand=expand)
+    latent = generator.sample_latent(3)
+    assert generator.adjust.out_features == expand * 16
+    assert latent.shift.shape == (3, expand * 16)
+    assert generator.main[0].in_channels == expand * 16
+    assert latent.shift.min() >= -1 and latent.shift.max() <= 1
+
+
+def test_mean_shift_changes_outputs_and_a_seed_reproduces_them():
+    torch.manual_seed(0)
+    generator = ProposedGenerator(nz=16, ngf=8, expand=2).eval()
+    latent = generator.sample_latent(4, torch.Generator().manual_seed(7))
+    again = generator.sample_latent(4, torch.Generator().manual_seed(7))
+    assert torch.equal(generator(latent), generator(again))
+
+    unshifted = type(latent)(z=latent.z, shift=None)
+    assert not torch.allclose(generator(latent), generator(unshifted))
+
+    other_seed = generator.sample_latent(4, torch.Generator().manual_seed(8))
+    assert not torch.allclose(generator(latent), generator(other_seed))
+
+
+def test_mean_shift_can_be_switched_off(tiny_config):
+    generator = build_generator(tiny_config(model="proposed", mean_shift=False))
+    assert generator.sample_latent(2).shift is None
+
+
+def test_deligan_mixture_parameters_receive_gradients():
+    generator = DeLiGANGenerator(nz=16, ngf=8, components=5)
+    assert torch.all((generator.mu >= -1) & (generator.mu <= 1))
+    assert torch.allclose(generator.sigma, torch.full_like(generator.sigma, 0.2))
+    loss = generator(generator.sample_latent(6)).mean() + generator.regularizer()
+    loss.backward()
+    assert generator.mu.grad is not None and generator.mu.grad.abs().sum() > 0
+    assert generator.sigma.grad is not None and generator.sigma.grad.abs().sum() > 0
+
+
+def test_deligan_regulariser_pulls_sigma_towards_one():
+    generator = DeLiGANGenerator(nz=4, ngf=8, components=2, sigma_init=0.2)
+    generator.regularizer().backward()
+    assert torch.all(generator.sigma.grad < 0)  # gradient descent raises sigma
+
+
+def test_diffaugment_keeps_shape_and_passes_gradients():
+    images = (torch.rand(4, 3, 64, 64) * 2 - 1).requires_grad_(True)
+    out = diff_augment(images, "color,translation,cutout")
+    assert out.shape == images.shape
+    out.sum().backward()
+    assert images.grad is not None and images.grad.abs().sum() > 0
+    assert not torch.equal(out.detach(), images.detach())
+
+
+def test_unknown_diffaugment_op_is_a_clear_error():
+    with pytest.raises(MoodmojiError, match="unknown DiffAugment op"):
+        parse_policy("color,blur")
