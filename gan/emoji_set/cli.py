@@ -57,6 +57,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add.set_defaults(handler=_import)
 
 
+def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
+    bench = bench_subparsers.add_parser(
+        "emoji-set",
+        help="time `dataset build` from an empty package cache (needs npm's registry), then warm",
+    )
+    bench.set_defaults(handler=_bench)
+
+
 def choose_styles(text: str) -> list:
     from gan.emoji_set.packages import ART_STYLES
 
@@ -151,4 +159,30 @@ def _import(args: argparse.Namespace) -> int:
         print(f"not under positive/ or negative/, skipped: {name}")
     added = ", ".join(f"{report.added[label]} {label}" for label in ("positive", "negative"))
     print(f"added {added} to {report.set_dir}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from gan.emoji_set.build import build_emoji_set
+    from gan.emoji_set.packages import ART_STYLES
+    from moodmoji.benchmarks import write_section
+
+    lines = [
+        "| run | cache | seconds | images | per label |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    with tempfile.TemporaryDirectory(prefix="moodmoji-emoji-bench-") as scratch:
+        cache, out = Path(scratch) / "cache", Path(scratch) / "emoji"
+        for run, cache_state in ((1, "empty"), (2, "warm")):
+            report = build_emoji_set(out, list(ART_STYLES.values()), cache)
+            lines.append(
+                f"| {run} | {cache_state} | {report.seconds:.1f} | {report.total} "
+                f"| {report.per_class} |"
+            )
+    body = "All pinned styles, default balance, package fetches included.\n\n" + "\n".join(lines)
+    path = write_section("emoji-set", body, "moodmoji bench emoji-set")
+    print(body)
+    print(f"written to {path}")
     return 0
