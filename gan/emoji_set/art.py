@@ -38,7 +38,8 @@ class ArtSet(Protocol):
 
 @dataclass(frozen=True)
 class ImageFolderSet:
-    files: dict[str, Path]  # codepoint_key -> image file
+    folder: Path
+    files: dict[str, str]  # codepoint_key -> file name in `folder`
     package: dict  # package.json
 
     @property
@@ -56,24 +57,24 @@ class ImageFolderSet:
 
     def match(self, wanted: Iterable[Emoji], catalogue: Iterable[Emoji]) -> dict[str, IconMatch]:
         return {
-            emoji.codepoint: IconMatch(emoji, self.files[emoji.codepoint].name, MATCH_FILE_NAME)
+            emoji.codepoint: IconMatch(emoji, self.files[emoji.codepoint], MATCH_FILE_NAME)
             for emoji in wanted
             if emoji.codepoint in self.files
         }
 
     def render(self, icon: str, size: int) -> Image.Image:
-        folder = next(iter(self.files.values())).parent
-        with Image.open(folder / icon) as image:
+        with Image.open(self.folder / icon) as image:
             return to_rgb_square(image, size)
 
 
 def load_image_folder_set(root: Path, images_dir: str) -> ImageFolderSet:
+    folder = root / images_dir
     files = {
-        hex_key(path.stem): path
-        for path in sorted((root / images_dir).iterdir())
+        hex_key(path.stem): path.name
+        for path in sorted(folder.iterdir())
         if path.suffix.lower() in RASTER_SUFFIXES
     }
-    return ImageFolderSet(files, json.loads((root / "package.json").read_text()))
+    return ImageFolderSet(folder, files, json.loads((root / "package.json").read_text()))
 
 
 def open_art_set(kind: str, root: Path, images_dir: str | None = None) -> ArtSet:

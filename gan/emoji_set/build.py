@@ -16,10 +16,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from PIL import Image
 from tqdm import tqdm
 
 from gan.emoji_set.art import ArtSet, open_art_set
-from gan.emoji_set.iconify import IconMatch, name_match_agreement
+from gan.emoji_set.iconify import IconMatch, NameMatchCheck, name_match_agreement
 from gan.emoji_set.images import IMAGE_SIZE, pixel_hash, save_png
 from gan.emoji_set.labels import (
     LABELS,
@@ -54,7 +55,7 @@ class StyleMatches:
     style: str
     matched: Counter  # how (chars.json, cldr-name, ...) -> count
     missing: tuple[str, ...]  # CLDR names of labelled faces this style does not draw
-    name_check: object | None  # iconify.NameMatchCheck where the set has a code point map
+    name_check: NameMatchCheck | None  # where the set has a code point map to check against
 
 
 @dataclass
@@ -82,7 +83,7 @@ class _Candidate:
     style: ArtStyle
     match: IconMatch
     licence: str
-    image: object  # PIL image, 64x64 RGB
+    image: Image.Image  # 64x64 RGB
     sha256: str
 
 

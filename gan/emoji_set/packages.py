@@ -107,12 +107,10 @@ def ensure_package(
     return entry / "package"
 
 
-def _retry_hint(package: NpmPackage) -> str:
-    return (
-        f"check the network and npm's registry setting (`npm config get registry`), then run "
-        f"`moodmoji dataset build` again (packages already cached are kept); "
-        f"or fetch it by hand: `npm pack {package.spec}`"
-    )
+RETRY_HINT = (
+    "check the network and npm's registry setting (`npm config get registry`), then run "
+    "`moodmoji dataset build` again; packages already cached are kept"
+)
 
 
 def _npm_pack(package: NpmPackage, destination: Path, npm: str, timeout_s: float) -> Path:
@@ -132,12 +130,12 @@ def _npm_pack(package: NpmPackage, destination: Path, npm: str, timeout_s: float
         ) from None
     except subprocess.TimeoutExpired:
         raise MoodmojiError(
-            f"fetching {package.spec} took longer than {timeout_s:.0f} s; {_retry_hint(package)}"
+            f"fetching {package.spec} took longer than {timeout_s:.0f} s; {RETRY_HINT}"
         ) from None
     tarballs = sorted(destination.glob("*.tgz"))
     if done.returncode != 0 or len(tarballs) != 1:
         reason = _npm_error_summary(done.stdout, done.stderr)
-        raise MoodmojiError(f"could not fetch {package.spec} ({reason}); {_retry_hint(package)}")
+        raise MoodmojiError(f"could not fetch {package.spec} ({reason}); {RETRY_HINT}")
     return tarballs[0]
 
 
@@ -162,7 +160,7 @@ def _check_integrity(package: NpmPackage, tarball: Path) -> None:
     if base64.b64encode(digest).decode() != expected:
         raise MoodmojiError(
             f"{package.spec} downloaded with a different checksum than the pinned one; "
-            f"the registry or a proxy served other bytes: {_retry_hint(package)}"
+            f"the registry or a proxy served other bytes: {RETRY_HINT}"
         )
 
 
@@ -175,7 +173,7 @@ def _unpack_complete(package: NpmPackage, tarball: Path, target: Path) -> None:
             archive.extractall(target, members=members, filter="data")
     except (tarfile.TarError, EOFError, OSError) as error:
         raise MoodmojiError(
-            f"the tarball of {package.spec} is damaged ({error}); {_retry_hint(package)}"
+            f"the tarball of {package.spec} is damaged ({error}); {RETRY_HINT}"
         ) from None
     for member in members:
         path = target / member.name
