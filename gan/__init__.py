@@ -1,57 +1,52 @@
 """GAN: data, models (DCGAN, DeLiGAN, Proposed), training, sampling, metrics.
 
-Pure ML: knows no Redis and no Discord. The public surface is below; the emoji
-data set builder lives in `gan.emoji_set`.
+Pure ML: knows no Redis and no Discord. The emoji data set builder lives in
+`gan.emoji_set`. Names below load on first use, so importing `gan` (or
+`gan.emoji_set`) does not pull in torch until a model is actually needed.
 """
 
-from gan.checkpoint import CheckpointError, export_generator, load_checkpoint
-from gan.config import MODELS, PRESETS, TrainConfig, make_config
-from gan.data import (
-    LABELS,
-    DataError,
-    images_to_tensor,
-    load_label_images,
-    make_procedural_dataset,
-    tensor_to_images,
-)
-from gan.device import resolve_device
-from gan.models import (
-    DCGANGenerator,
-    DeLiGANGenerator,
-    Discriminator,
-    Latent,
-    ProposedGenerator,
-    build_discriminator,
-    build_generator,
-)
-from gan.sample import EmojiSampler, png_bytes, sample_emojis
-from gan.train import read_log, train
+import importlib
 
-__all__ = [
-    "LABELS",
-    "MODELS",
-    "PRESETS",
-    "CheckpointError",
-    "DCGANGenerator",
-    "DataError",
-    "DeLiGANGenerator",
-    "Discriminator",
-    "EmojiSampler",
-    "Latent",
-    "ProposedGenerator",
-    "TrainConfig",
-    "build_discriminator",
-    "build_generator",
-    "export_generator",
-    "images_to_tensor",
-    "load_checkpoint",
-    "load_label_images",
-    "make_config",
-    "make_procedural_dataset",
-    "png_bytes",
-    "read_log",
-    "resolve_device",
-    "sample_emojis",
-    "tensor_to_images",
-    "train",
-]
+_EXPORTS = {
+    "CheckpointError": "gan.checkpoint",
+    "export_generator": "gan.checkpoint",
+    "load_checkpoint": "gan.checkpoint",
+    "MODELS": "gan.config",
+    "PRESETS": "gan.config",
+    "TrainConfig": "gan.config",
+    "make_config": "gan.config",
+    "LABELS": "gan.data",
+    "DataError": "gan.data",
+    "images_to_tensor": "gan.data",
+    "load_label_images": "gan.data",
+    "make_procedural_dataset": "gan.data",
+    "tensor_to_images": "gan.data",
+    "resolve_device": "gan.device",
+    "to_rgb_square": "gan.images",
+    "DCGANGenerator": "gan.models",
+    "DeLiGANGenerator": "gan.models",
+    "Discriminator": "gan.models",
+    "Latent": "gan.models",
+    "ProposedGenerator": "gan.models",
+    "build_discriminator": "gan.models",
+    "build_generator": "gan.models",
+    "EmojiSampler": "gan.sample",
+    "png_bytes": "gan.sample",
+    "sample_emojis": "gan.sample",
+    "read_log": "gan.train",
+    "train": "gan.train",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'gan' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -15,30 +15,15 @@ import torch
 from PIL import Image, ImageDraw, UnidentifiedImageError
 from torch import Tensor
 
+from gan.images import IMAGE_SIZE, to_rgb_square
 from moodmoji.errors import MoodmojiError
 
 LABELS = ("positive", "negative")
-IMAGE_SIZE = 64
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"}
 
 
 class DataError(MoodmojiError):
     """A data folder that cannot be used as it is."""
-
-
-def to_rgb_square(image: Image.Image, size: int = IMAGE_SIZE) -> Image.Image:
-    """Composite on white, pad to a square, resize to `size` x `size` RGB."""
-    rgba = image.convert("RGBA")
-    canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    rgb = Image.alpha_composite(canvas, rgba).convert("RGB")
-    side = max(rgb.size)
-    if rgb.size != (side, side):
-        square = Image.new("RGB", (side, side), (255, 255, 255))
-        square.paste(rgb, ((side - rgb.width) // 2, (side - rgb.height) // 2))
-        rgb = square
-    if rgb.size != (size, size):
-        rgb = rgb.resize((size, size), Image.Resampling.LANCZOS)
-    return rgb
 
 
 def images_to_tensor(images: list[Image.Image]) -> Tensor:

@@ -10,22 +10,9 @@ from pathlib import Path
 
 from PIL import Image
 
-IMAGE_SIZE = 64
-WHITE = (255, 255, 255)
+from gan.images import IMAGE_SIZE, WHITE, to_rgb_square
 
-
-def to_rgb_square(image: Image.Image, size: int = IMAGE_SIZE) -> Image.Image:
-    """Composite on white, pad to a centred square, resize to `size` x `size` RGB (Lanczos)."""
-    rgba = image.convert("RGBA")
-    rgb = Image.alpha_composite(Image.new("RGBA", rgba.size, (*WHITE, 255)), rgba).convert("RGB")
-    side = max(rgb.size)
-    if rgb.size != (side, side):
-        square = Image.new("RGB", (side, side), WHITE)
-        square.paste(rgb, ((side - rgb.width) // 2, (side - rgb.height) // 2))
-        rgb = square
-    if rgb.size != (size, size):
-        rgb = rgb.resize((size, size), Image.Resampling.LANCZOS)
-    return rgb
+__all__ = ["IMAGE_SIZE", "WHITE", "pixel_hash", "save_png", "to_rgb_square"]
 
 
 def pixel_hash(image: Image.Image) -> str:
