@@ -1,0 +1,1 @@
+"""discord.py cogs: thin Discord front ends over `bot.core.EmojiService`."""

@@ -1,0 +1,68 @@
+"""Bot settings (`MOODMOJI_DISCORD_*`, `MOODMOJI_BOT_*`, `MOODMOJI_CHAT_*`).
+
+Per-guild settings (which channels get auto-suggestions, the threshold, the
+rate limit, reply or react, the operator role) live in Redis and are changed
+with `/emoji-settings`; the fields named `autosuggest_*` here are only the
+defaults a guild starts from.
+"""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+
+from moodmoji.settings import CommonSettings
+
+
+class BotSettings(CommonSettings):
+    discord_token: SecretStr | None = Field(
+        None, description="the bot token from the Discord developer portal; never logged"
+    )
+    dev_guild_id: int | None = Field(
+        None,
+        description="sync commands to this test guild only (instant); empty means global sync",
+    )
+    bot_message_content_intent: bool = Field(
+        True,
+        description="ask for the privileged message-content intent (auto-suggest needs it; "
+        "enable it in the developer portal, or set false to run without auto-suggest)",
+    )
+    bot_state_prefix: str = Field(
+        "moodmoji:bot", description="prefix of every Redis key holding bot state and settings"
+    )
+    bot_admin_role_id: int | None = Field(
+        None,
+        description="members with this role may run /emoji-admin (besides Manage Server); "
+        "a guild can name its own role with /emoji-settings admin-role",
+    )
+    bot_cooldown_s: float = Field(
+        5.0, ge=0, description="seconds between two emojis for one user, across all bot processes"
+    )
+    bot_max_in_flight_per_user: int = Field(
+        2, ge=1, description="emojis one user may have on the way at once, across all processes"
+    )
+    bot_request_timeout_s: float = Field(
+        20.0, gt=0, description="how long the bot waits for a worker before apologising"
+    )
+    bot_discord_retries: int = Field(
+        4, ge=0, description="retries of a Discord call that was rate limited (with back-off)"
+    )
+    bot_retry_base_s: float = Field(
+        1.0, gt=0, description="first back-off delay after a Discord rate limit; doubles per retry"
+    )
+    bot_seed_bits: int = Field(
+        48, ge=8, le=62, description="random seeds are below 2**bits (they travel in custom_ids)"
+    )
+    autosuggest_threshold: float = Field(
+        0.9, ge=0.5, le=1.0, description="default: least confidence for an auto-suggestion"
+    )
+    autosuggest_interval_s: int = Field(
+        120, ge=0, description="default: seconds between two auto-suggestions in one channel"
+    )
+    autosuggest_mode: Literal["reply", "react"] = Field(
+        "reply",
+        description="default: reply with a generated emoji, or react with a stock mood emoji",
+    )
+    chat_output_dir: Path = Field(
+        Path("runs/chat"), description="where `moodmoji chat` saves the emojis it generates"
+    )
