@@ -40,9 +40,7 @@ def _emoji_name(chars: str, data: dict) -> str:
 
 def _printable(text: str) -> str:
     """Drop control, format and unassigned code points (NULs, stray bytes, bidi marks)."""
-    return "".join(
-        ch if ch.isspace() or unicodedata.category(ch)[0] != "C" else " " for ch in text
-    )
+    return "".join(ch if ch.isspace() or unicodedata.category(ch)[0] != "C" else " " for ch in text)
 
 
 def truncate_words(text: str, max_chars: int) -> str:

@@ -67,8 +67,19 @@ def fetch_corpus(cache_dir: Path) -> Path:
     sdist = downloads / SDIST_FILENAME
     if not sdist.exists():
         log.info("downloading the %s sdist into %s", VADER_SDIST, downloads)
-        command = [sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps",
-                   "--quiet", VADER_SDIST, "-d", str(downloads)]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-binary",
+            ":all:",
+            "--no-deps",
+            "--quiet",
+            VADER_SDIST,
+            "-d",
+            str(downloads),
+        ]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0 or not sdist.exists():
             raise MoodmojiError(

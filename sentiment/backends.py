@@ -1,0 +1,145 @@
+"""Backends turn cleaned texts into class probabilities; the classifier does the rest.
+
+`minilm` (default, offline): the packaged MiniLM encoder, VADER scores and the
+committed head. `hf`: any Hugging Face sequence-classification model, by hub id
+or local folder, with its labels mapped onto positive / negative / neutral.
+"""
+
+import logging
+import re
+from typing import Protocol
+
+import torch
+
+from moodmoji.errors import MoodmojiError
+from sentiment.encoder import SentenceEncoder, packaged_encoder_dir, resolve_device
+from sentiment.features import build_features
+from sentiment.head import load_head
+from sentiment.settings import SentimentSettings
+
+log = logging.getLogger(__name__)
+
+
+class Backend(Protocol):
+    name: str
+    classes: tuple[str, ...]  # the keys of every scores dict it returns
+    default_neutral_threshold: float
+    device: torch.device
+
+    def polarity_scores(self, cleaned_texts: list[str]) -> list[dict[str, float]]: ...
+
+
+class MiniLMBackend:
+    name = "minilm"
+    classes = ("positive", "negative")
+
+    def __init__(self, settings: SentimentSettings):
+        self.head, self.metadata = load_head(settings.sentiment_head_dir)
+        self.device = resolve_device(settings.resolved_device)
+        self.encoder = SentenceEncoder(
+            settings.sentiment_encoder_dir or packaged_encoder_dir(),
+            self.device,
+            max_length=settings.sentiment_max_length,
+            batch_size=settings.sentiment_batch_size,
+        )
+        if self.encoder.dimension + 4 != self.metadata.in_features:
+            raise MoodmojiError(
+                f"the head in {settings.sentiment_head_dir} expects {self.metadata.in_features} "
+                f"features but encoder {self.encoder.folder} gives {self.encoder.dimension} + 4"
+            )
+        self.head.to(self.device)
+        self.default_neutral_threshold = self.metadata.neutral_threshold
+
+    @torch.inference_mode()
+    def polarity_scores(self, cleaned_texts: list[str]) -> list[dict[str, float]]:
+        features = build_features(self.encoder, cleaned_texts).to(self.device)
+        probabilities = self.head(features).cpu().tolist()
+        order = self.metadata.labels
+        return [dict(zip(order, row, strict=True)) for row in probabilities]
+
+
+def guess_label_map(id2label: dict[int, str]) -> dict[str, str]:
+    """Model label -> our class, from the names models usually give them."""
+    names = [id2label[i] for i in sorted(id2label)]
+    mapping = {}
+    for name in names:
+        lowered = name.lower()
+        for ours in ("positive", "negative", "neutral"):
+            if lowered.startswith(ours[:3]):
+                mapping[name] = ours
+    if len(mapping) == len(names):
+        return mapping
+    # Unnamed LABEL_i: the common conventions (SST-2 style, cardiffnlp style).
+    if all(re.fullmatch(r"label_\d+", n.lower()) for n in names) and len(names) in (2, 3):
+        ours = ("negative", "positive") if len(names) == 2 else ("negative", "neutral", "positive")
+        return dict(zip(names, ours, strict=True))
+    raise MoodmojiError(
+        f"cannot tell which of the labels {names} is positive/negative/neutral; set "
+        'MOODMOJI_SENTIMENT_LABEL_MAP, e.g. {"LABEL_0": "negative", "LABEL_1": "positive"}'
+    )
+
+
+class HFBackend:
+    name = "hf"
+    # A model with its own neutral class decides neutrality itself; the band
+    # then only catches a barely-leading mood.
+    default_neutral_threshold = 0.5
+
+    def __init__(self, settings: SentimentSettings):
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        source = settings.sentiment_hf_model
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(source)
+            model = AutoModelForSequenceClassification.from_pretrained(source)
+        except (OSError, ValueError) as error:
+            raise MoodmojiError(
+                f"cannot load hf sentiment model {source!r} (no hub access and not on disk?): "
+                f"{str(error).splitlines()[0]}"
+            ) from error
+        self.device = resolve_device(settings.resolved_device)
+        self.model = model.to(self.device).eval()
+        self.max_length = settings.sentiment_max_length
+        self.batch_size = settings.sentiment_batch_size
+        id2label = {int(i): name for i, name in self.model.config.id2label.items()}
+        label_map = settings.sentiment_label_map or guess_label_map(id2label)
+        unknown = set(label_map.values()) - {"positive", "negative", "neutral"}
+        if unknown or not {"positive", "negative"} <= set(label_map.values()):
+            raise MoodmojiError(
+                f"label map {label_map} must send model labels to positive and negative "
+                "(and optionally neutral)"
+            )
+        self.class_of_index = [label_map.get(id2label[i]) for i in sorted(id2label)]
+        self.classes = tuple(sorted({c for c in self.class_of_index if c}, key=_class_order))
+
+    @torch.inference_mode()
+    def polarity_scores(self, cleaned_texts: list[str]) -> list[dict[str, float]]:
+        results = []
+        for start in range(0, len(cleaned_texts), self.batch_size):
+            batch = self.tokenizer(
+                cleaned_texts[start : start + self.batch_size],
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            ).to(self.device)
+            probabilities = self.model(**batch).logits.float().softmax(-1).cpu().tolist()
+            for row in probabilities:
+                scores = dict.fromkeys(self.classes, 0.0)
+                for ours, p in zip(self.class_of_index, row, strict=True):
+                    if ours:
+                        scores[ours] += p
+                total = sum(scores.values()) or 1.0  # renormalise over the mapped labels
+                results.append({k: v / total for k, v in scores.items()})
+        return results
+
+
+def _class_order(name: str) -> int:
+    return ("positive", "negative", "neutral").index(name)
+
+
+BACKENDS = {"minilm": MiniLMBackend, "hf": HFBackend}
+
+
+def load_backend(settings: SentimentSettings) -> Backend:
+    return BACKENDS[settings.sentiment_backend](settings)

@@ -1,0 +1,28 @@
+"""What `classify` returns. Torch-free, so the bot can import it."""
+
+from dataclasses import dataclass, field
+
+LABELS = ("positive", "negative", "neutral")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A message's mood.
+
+    `scores` holds the backend's probability per class (positive and negative
+    for the default head, which sum to 1; an hf model may add neutral).
+    `confidence` is the probability of the most likely class; when that class
+    is a mood but its probability falls below the neutral threshold, `label`
+    is `neutral` (no clear mood) and the bot suggests nothing.
+    """
+
+    label: str
+    confidence: float
+    scores: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_scores(cls, scores: dict[str, float], neutral_threshold: float) -> "Prediction":
+        best = max(scores, key=scores.__getitem__)
+        confidence = scores[best]
+        label = "neutral" if confidence < neutral_threshold else best
+        return cls(label=label, confidence=confidence, scores=scores)

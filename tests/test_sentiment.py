@@ -1,0 +1,173 @@
+"""The classifier end to end: the packaged MiniLM encoder, the committed head, no network."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from moodmoji.errors import MoodmojiError
+from sentiment import Prediction, classify, load_classifier
+from sentiment.classifier import Classifier
+from sentiment.prediction import LABELS
+from sentiment.settings import SentimentSettings
+
+
+@pytest.fixture(scope="module")
+def classifier() -> Classifier:
+    return load_classifier(SentimentSettings(sentiment_backend="minilm", sentiment_device="cpu"))
+
+
+def _valid(prediction: Prediction) -> bool:
+    return (
+        prediction.label in LABELS
+        and 0.0 <= prediction.confidence <= 1.0
+        and abs(sum(prediction.scores.values()) - 1.0) < 1e-4
+        and prediction.confidence == max(prediction.scores.values())
+    )
+
+
+def test_default_loads_and_classifies_with_no_network():
+    # A fresh interpreter: the offline switches are read when transformers is
+    # imported, and any attempt to open a socket fails loudly.
+    script = textwrap.dedent(
+        """
+        import socket
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("network access attempted")
+
+        socket.socket.connect = refuse
+        socket.create_connection = refuse
+        from sentiment import classify
+        print(classify(["I love this so much!"])[0].label)
+        """
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env = {k: v for k, v in env.items() if not k.startswith("MOODMOJI_SENTIMENT_")}
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "positive"
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("I love this, it is absolutely wonderful!", "positive"),
+        ("thank you so much, you made my day 😊", "positive"),
+        ("gg <@123> that was amazing 🎉", "positive"),
+        ("I hate this. It is terrible and a total waste of money.", "negative"),
+        ("worst day ever, everything is broken 😡", "negative"),
+        ("ugh my cat died, I feel awful 😭", "negative"),
+    ],
+)
+def test_clear_cut_messages_get_the_right_label(classifier, text, label):
+    assert classifier.classify([text])[0].label == label
+
+
+def test_batch_matches_one_by_one_in_input_order(classifier):
+    texts = [
+        "I hate this. It is terrible and a total waste of money.",
+        "yay",
+        "thank you so much, you made my day 😊 and the whole team was lovely to work with",
+        "ugh",
+    ]
+    batched = classifier.classify(texts)
+    for text, prediction in zip(texts, batched, strict=True):
+        alone = classifier.classify([text])[0]
+        assert alone.label == prediction.label
+        assert alone.confidence == pytest.approx(prediction.confidence, abs=1e-4)
+
+
+def test_neutral_band_turns_a_weak_mood_into_neutral(classifier):
+    prediction = classifier.classify(["the movie was fine I guess, some good parts"])[0]
+    mood = max(prediction.scores, key=prediction.scores.get)
+    below = Classifier(classifier.backend, prediction.confidence - 0.01, classifier.max_chars)
+    above = Classifier(classifier.backend, prediction.confidence + 0.01, classifier.max_chars)
+    assert below.classify(["the movie was fine I guess, some good parts"])[0].label == mood
+    banded = above.classify(["the movie was fine I guess, some good parts"])[0]
+    assert banded.label == "neutral"
+    assert banded.scores == pytest.approx(prediction.scores)
+
+
+def test_prediction_from_scores_applies_the_threshold():
+    scores = {"positive": 0.62, "negative": 0.38}
+    assert Prediction.from_scores(scores, 0.7) == Prediction("neutral", 0.62, scores)
+    assert Prediction.from_scores(scores, 0.6) == Prediction("positive", 0.62, scores)
+
+
+def test_committed_head_has_a_calibrated_threshold(classifier):
+    assert 0.5 <= classifier.neutral_threshold < 1.0
+    assert classifier.neutral_threshold == classifier.backend.metadata.neutral_threshold
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   \n\t  ",
+        "😂😂😂",
+        "🙂",
+        "<@123> <#456> https://example.com",
+        "so happy " * 445,  # 4,005 characters, Discord's limit and a bit more
+        "x" * 4000,
+        bytes(range(256)).decode("latin-1"),
+        b"\xff\xfe\x00junk\x80\x81",
+        "\x00\x00\x00",
+        "\ud800 lone surrogate",
+    ],
+    ids=[
+        "empty",
+        "whitespace",
+        "emoji-only",
+        "one-emoji",
+        "markup-only",
+        "4000-words",
+        "4000-one-word",
+        "latin1-junk",
+        "bytes-junk",
+        "nuls",
+        "surrogate",
+    ],
+)
+def test_awkward_input_gives_a_valid_prediction(classifier, text):
+    (prediction,) = classifier.classify([text])
+    assert _valid(prediction), prediction
+
+
+def test_nothing_readable_is_neutral(classifier):
+    for prediction in classifier.classify(["", "  ", "<@1> https://x.y"]):
+        assert prediction.label == "neutral"
+        assert prediction.scores == {"positive": 0.5, "negative": 0.5}
+
+
+def test_empty_batch_gives_no_predictions(classifier):
+    assert classifier.classify([]) == []
+
+
+def test_wrong_types_are_clear_errors(classifier):
+    with pytest.raises(TypeError, match="list of messages"):
+        classifier.classify("a bare string")
+    with pytest.raises(TypeError, match="str or bytes, not int"):
+        classifier.classify([42])
+
+
+def test_module_level_classify_uses_a_shared_default(monkeypatch):
+    import sentiment.classifier as module
+
+    monkeypatch.setattr(module, "_default", None)
+    monkeypatch.setenv("MOODMOJI_SENTIMENT_DEVICE", "cpu")
+    first = classify(["what a lovely day"])
+    shared = module._default
+    assert first[0].label == "positive"
+    classify(["awful"])
+    assert module._default is shared
+
+
+def test_missing_head_is_a_clear_error(tmp_path):
+    settings = SentimentSettings(sentiment_head_dir=tmp_path, sentiment_device="cpu")
+    with pytest.raises(MoodmojiError, match="moodmoji sentiment train"):
+        load_classifier(settings)
