@@ -2,7 +2,7 @@
 
     moodmoji sentiment "some text"        # label, confidence, time taken
     moodmoji sentiment classify "text"    # the same, spelled out
-    moodmoji sentiment train              # refit the head (writes sentiment/head/)
+    moodmoji sentiment train              # refit the head (writes sentiment/default_head/)
     moodmoji sentiment eval               # table vs VADER into docs/sentiment.md
 
 Torch and transformers are imported inside the handlers only.

@@ -1,6 +1,6 @@
 """The small classification head trained on top of the frozen encoder.
 
-It is committed to the repository (sentiment/head/) as `head.safetensors`
+It is committed to the repository (sentiment/default_head/) as `head.safetensors`
 (weights, ~400 KB) and `head.json` (shape, label order, calibrated neutral
 threshold, the encoder it was trained against and its test scores), so the
 default classifier works right after install with nothing to download.

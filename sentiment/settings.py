@@ -12,7 +12,7 @@ from pydantic import Field
 from moodmoji.settings import CommonSettings
 
 # Where the committed head (weights + metadata) lives inside the installed package.
-PACKAGED_HEAD_DIR = Path(__file__).resolve().parent / "head"
+PACKAGED_HEAD_DIR = Path(__file__).resolve().parent / "default_head"
 
 
 class SentimentSettings(CommonSettings):
