@@ -12,7 +12,12 @@ from typing import Protocol
 import torch
 
 from moodmoji.errors import MoodmojiError
-from sentiment.encoder import SentenceEncoder, packaged_encoder_dir, resolve_device
+from sentiment.encoder import (
+    SentenceEncoder,
+    limit_cpu_threads,
+    packaged_encoder_dir,
+    resolve_device,
+)
 from sentiment.features import build_features
 from sentiment.head import load_head
 from sentiment.settings import SentimentSettings
@@ -36,6 +41,7 @@ class MiniLMBackend:
     def __init__(self, settings: SentimentSettings):
         self.head, self.metadata = load_head(settings.sentiment_head_dir)
         self.device = resolve_device(settings.resolved_device)
+        limit_cpu_threads(self.device, settings.sentiment_cpu_threads)
         self.encoder = SentenceEncoder(
             settings.sentiment_encoder_dir or packaged_encoder_dir(),
             self.device,
@@ -49,6 +55,9 @@ class MiniLMBackend:
             )
         self.head.to(self.device)
         self.default_neutral_threshold = self.metadata.neutral_threshold
+        # Load the VADER lexicon and let torch pick its kernels now, not on a
+        # user's first message.
+        self.polarity_scores(["warming up"])
 
     @torch.inference_mode()
     def polarity_scores(self, cleaned_texts: list[str]) -> list[dict[str, float]]:
@@ -98,6 +107,7 @@ class HFBackend:
                 f"{str(error).splitlines()[0]}"
             ) from error
         self.device = resolve_device(settings.resolved_device)
+        limit_cpu_threads(self.device, settings.sentiment_cpu_threads)
         self.model = model.to(self.device).eval()
         self.max_length = settings.sentiment_max_length
         self.batch_size = settings.sentiment_batch_size

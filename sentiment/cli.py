@@ -10,6 +10,7 @@ Torch and transformers are imported inside the handlers only.
 
 import argparse
 import logging
+import os
 import statistics
 import time
 from pathlib import Path
@@ -153,6 +154,7 @@ def run_bench(args) -> int:
     from sentiment.settings import SentimentSettings
 
     settings = SentimentSettings()
+    load_average = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     chat = [m["text"] for m in json.loads(CHAT_CHECK_SET.read_text())["messages"]]
     started = time.perf_counter()
     classifier = load_classifier(settings)
@@ -175,7 +177,8 @@ def run_bench(args) -> int:
             f"torch threads {torch.get_num_threads()}, "
             f"batch size {settings.sentiment_batch_size}; "
             "messages from `sentiment/chat_check.json` "
-            "(short Discord-style chat, cleaning included).",
+            "(short Discord-style chat, cleaning included); "
+            f"load average (1/5/15 min) at start {load_average}.",
             "",
             "| measure | value | target |",
             "| --- | ---: | ---: |",

@@ -50,6 +50,12 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def limit_cpu_threads(device: torch.device, threads: int) -> None:
+    """Cap torch's intra-op threads for cpu inference (process-wide); 0 leaves the default."""
+    if device.type == "cpu" and threads > 0:
+        torch.set_num_threads(threads)
+
+
 class SentenceEncoder:
     """Texts -> L2-normalised mean-pooled embeddings, batched, without gradients."""
 

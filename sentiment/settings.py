@@ -48,6 +48,13 @@ class SentimentSettings(CommonSettings):
     sentiment_device: str | None = Field(
         None, description="torch device for sentiment; empty means the shared MOODMOJI_DEVICE"
     )
+    sentiment_cpu_threads: int = Field(
+        1,
+        ge=0,
+        description="torch threads when running on cpu (set process-wide); 0 keeps torch's "
+        "default. One thread keeps latency steady when other work shares the cores: with two "
+        "busy cores, two threads spin against each other and p50 went from 17 ms to 500 ms",
+    )
     sentiment_batch_size: int = Field(64, ge=1, description="texts per forward pass")
     sentiment_max_length: int = Field(
         128, ge=8, le=512, description="tokens kept per message (longer messages are truncated)"
