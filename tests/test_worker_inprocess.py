@@ -5,7 +5,14 @@ import contextlib
 import time
 
 import pytest
-from worker_helpers import assert_images, make_registry, queue_settings, tiny_models  # noqa: F401
+from worker_helpers import (  # noqa: F401
+    PoisonedSampler,
+    assert_images,
+    make_registry,
+    queue_settings,
+    samplers,
+    tiny_models,
+)
 
 from worker import (
     ErrorCode,
@@ -15,16 +22,6 @@ from worker import (
     WorkerClient,
 )
 from worker.service import SamplingService
-
-
-@pytest.fixture
-def samplers(tiny_models):  # noqa: F811
-    from gan import EmojiSampler
-
-    return {
-        label: EmojiSampler.from_checkpoint(tiny_models[label], device="cpu")
-        for label in ("positive", "negative")
-    }
 
 
 @contextlib.asynccontextmanager
@@ -52,7 +49,7 @@ async def queued(client: WorkerClient, requests: list[GenerateRequest]) -> list[
     return tasks
 
 
-async def test_requests_queued_together_are_sampled_in_one_batch_and_match_alone(samplers):
+async def test_requests_queued_together_are_sampled_in_one_batch_and_match_alone(samplers):  # noqa: F811
     settings = queue_settings("inproc", worker_labels=["positive", "negative"])
     transport = InProcessTransport()
     client = WorkerClient(transport, settings)
@@ -73,7 +70,7 @@ async def test_requests_queued_together_are_sampled_in_one_batch_and_match_alone
     await client.close()
 
 
-async def test_a_duplicate_request_id_is_answered_from_the_stored_result(samplers):
+async def test_a_duplicate_request_id_is_answered_from_the_stored_result(samplers):  # noqa: F811
     settings = queue_settings("inproc")
     transport = InProcessTransport()
     async with (
@@ -89,19 +86,7 @@ async def test_a_duplicate_request_id_is_answered_from_the_stored_result(sampler
     assert service.requests_sampled == sampled == 1
 
 
-class PoisonedSampler:
-    """The real sampler, except that seed 666 makes it raise, as a corrupt request might."""
-
-    def __init__(self, sampler):
-        self.sampler, self.version, self.label = sampler, sampler.version, sampler.label
-
-    def sample_batch(self, jobs, size):
-        if any(seed == 666 for seed, _count in jobs):
-            raise ValueError("latent exploded")
-        return self.sampler.sample_batch(jobs, size)
-
-
-async def test_a_poison_request_is_dead_lettered_while_its_batch_mates_are_served(samplers):
+async def test_a_poison_request_is_dead_lettered_while_its_batch_mates_are_served(samplers):  # noqa: F811
     settings = queue_settings("inproc")
     transport = InProcessTransport()
     client = WorkerClient(transport, settings)
@@ -121,7 +106,7 @@ async def test_a_poison_request_is_dead_lettered_while_its_batch_mates_are_serve
     await client.close()
 
 
-async def test_expired_requests_are_answered_without_sampling(samplers):
+async def test_expired_requests_are_answered_without_sampling(samplers):  # noqa: F811
     settings = queue_settings("inproc")
     transport = InProcessTransport()
     async with (

@@ -62,6 +62,28 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
     return models
 
 
+class PoisonedSampler:
+    """The real sampler, except that seed 666 makes it raise, as a corrupt request might."""
+
+    def __init__(self, sampler):
+        self.sampler, self.version, self.label = sampler, sampler.version, sampler.label
+
+    def sample_batch(self, jobs, size):
+        if any(seed == 666 for seed, _count in jobs):
+            raise ValueError("latent exploded")
+        return self.sampler.sample_batch(jobs, size)
+
+
+@pytest.fixture
+def samplers(tiny_models):
+    from gan import EmojiSampler
+
+    return {
+        label: EmojiSampler.from_checkpoint(tiny_models[label], device="cpu")
+        for label in ("positive", "negative")
+    }
+
+
 def make_registry(root: Path, tiny_models: dict[str, Path]) -> ModelRegistry:
     """A registry with version v1 (both labels) active and v2 (new positive) published."""
     registry = ModelRegistry(root)

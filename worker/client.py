@@ -27,6 +27,7 @@ from worker.transport import Transport
 log = logging.getLogger(__name__)
 
 _RATE_WINDOW = 200  # recent answers from which the drain rate is estimated
+_READ_BLOCK_MS = 250  # longest wait for results; also how long `close` may take
 
 
 class WorkerBusy(MoodmojiError):
@@ -57,6 +58,7 @@ class WorkerClient:
         self._answered_at: deque[float] = deque(maxlen=_RATE_WINDOW)
         self._reader: asyncio.Task | None = None
         self._position = "0"
+        self._closing = False
 
     async def start(self, after: str | None = None) -> None:
         """Start reading results; `after` replays from a position saved before a restart."""
@@ -66,10 +68,13 @@ class WorkerClient:
 
     async def close(self) -> None:
         if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+            # Let the reader finish its blocking read: cancelling redis-py mid-read can
+            # leave the task hanging on its connection.
+            self._closing = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reader, _READ_BLOCK_MS / 1000 * 4)
             self._reader = None
+            self._closing = False
 
     async def __aenter__(self) -> "WorkerClient":
         await self.start()
@@ -168,9 +173,11 @@ class WorkerClient:
 
     async def _read_results(self) -> None:
         epoch = getattr(self.transport, "connection_epoch", 0)
-        while True:
+        while not self._closing:
             try:
-                results = await self.transport.read_results(self.reply_to, self._position, 1000)
+                results = await self.transport.read_results(
+                    self.reply_to, self._position, _READ_BLOCK_MS
+                )
             except asyncio.CancelledError:
                 raise
             except Exception as error:

@@ -74,9 +74,16 @@ class RedisStreamsTransport(Transport):
         self.settings = settings or WorkerSettings()
         self.prefix = self.settings.queue_prefix
         self.group = self.settings.queue_group
-        self.redis = aioredis.Redis.from_url(
-            url or self.settings.redis_url, decode_responses=True, health_check_interval=10
+        # A bounded pool that makes callers wait for a free connection: a burst of
+        # submits queues up here instead of failing with "too many connections".
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url or self.settings.redis_url,
+            max_connections=self.settings.queue_max_connections,
+            timeout=self.settings.queue_reconnect_s,
+            decode_responses=True,
+            health_check_interval=10,
         )
+        self.redis = aioredis.Redis(connection_pool=pool)
         self._complete = self.redis.register_script(_COMPLETE_SCRIPT)
         self._groups_ready: set[str] = set()
         self._last_reclaim: dict[str, float] = {}
@@ -436,3 +443,4 @@ class RedisStreamsTransport(Transport):
 
     async def close(self) -> None:
         await self.redis.aclose()
+        await self.redis.connection_pool.disconnect()

@@ -38,6 +38,9 @@ class WorkerSettings(CommonSettings):
     queue_reconnect_s: float = Field(
         30.0, gt=0, description="how long clients and workers wait for a lost Redis to come back"
     )
+    queue_max_connections: int = Field(
+        32, ge=4, description="Redis connections per process; more callers wait for one"
+    )
     queue_request_timeout_s: float = Field(
         30.0, gt=0, description="how long a client waits for an answer"
     )
