@@ -1,11 +1,11 @@
 """`moodmoji sentiment train`: fit the head on frozen MiniLM features + VADER scores.
 
-The domain gate learns from every training sentence, the lexicon scale from
-the clearly rated training tweets, the MLP from the clearly positive and
-clearly negative training sentences; the MLP epoch is chosen on the validation
-split (the whole mixture's macro-F1), and the neutral
-threshold is then calibrated on the whole validation split (near-zero
-sentences included, as "neutral") to maximise three-way macro-F1.
+Three parts, each from the training split: the domain gate from every
+sentence's domain, the lexicon scale from the clearly rated tweets, the MLP
+from the clearly rated sentences (plus near-zero ones as 50/50 targets). The
+MLP epoch is the one whose whole mixture scores best on the validation split;
+the neutral threshold is then calibrated on the whole validation split
+(near-zero ratings as "neutral") to maximise three-way macro-F1.
 """
 
 import logging
