@@ -25,6 +25,17 @@ def register(subparsers) -> None:
     worker.add_argument("--worker-id", help="consumer name (default: host-pid)")
     worker.set_defaults(handler=run_worker)
 
+    demo = subparsers.add_parser(
+        "demo", help="a message's mood and a fresh emoji for it, all on this machine"
+    )
+    demo.add_argument("text", help="the chat message")
+    demo.add_argument("--out", type=Path, default=Path("emoji.png"), help="where to save it")
+    demo.add_argument("--seed", type=int, help="latent seed (default: from the message)")
+    demo.add_argument("--size", type=int, default=128, help="emoji size in pixels")
+    demo.add_argument("--models", type=Path, help="folder with positive.pt and negative.pt")
+    demo.add_argument("--no-show", action="store_true", help="do not draw it in the terminal")
+    demo.set_defaults(handler=run_demo)
+
     models = subparsers.add_parser("models", help="the model registry the workers serve from")
     models.add_argument("--registry", type=Path, help="model registry folder")
     actions = models.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -66,6 +77,7 @@ def _settings(args: argparse.Namespace):
         "worker_batch_wait_ms": getattr(args, "batch_wait_ms", None),
         "worker_metrics_port": getattr(args, "metrics_port", None),
         "worker_id": getattr(args, "worker_id", None),
+        "models_dir": getattr(args, "models", None),
     }
     return WorkerSettings(**{k: v for k, v in overrides.items() if v is not None})
 
@@ -110,6 +122,12 @@ def run_worker(args: argparse.Namespace) -> int:
 
     asyncio.run(serve())
     return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from worker.demo import run_demo as demo
+
+    return demo(args.text, args.out, args.seed, args.size, not args.no_show, _settings(args))
 
 
 def run_models_list(args: argparse.Namespace) -> int:
