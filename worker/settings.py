@@ -59,7 +59,10 @@ class WorkerSettings(CommonSettings):
     worker_heartbeat_s: float = Field(2.0, gt=0, description="heartbeat interval")
     worker_metrics_port: int = Field(0, ge=0, description="Prometheus port; 0 means no endpoint")
     worker_png_level: int = Field(
-        6, ge=0, le=9, description="zlib level of result PNGs (speed against size)"
+        1,
+        ge=0,
+        le=9,
+        description="zlib level of result PNGs; 1 encodes ~4x faster than 6 for ~10% more bytes",
     )
     worker_image_size: int = Field(128, ge=16, le=512, description="default emoji size in pixels")
 
