@@ -14,6 +14,10 @@ class Classifier:
         self.backend = backend
         self.neutral_threshold = neutral_threshold
         self.max_chars = max_chars
+        # One forward pass at a time: parallel passes on a small CPU only
+        # contend, and fast tokenizers shared across threads have failed with
+        # "Already borrowed" in some versions. Threaded callers queue here.
+        self._lock = threading.Lock()
 
     def classify(self, texts: Sequence[str | bytes]) -> list[Prediction]:
         if isinstance(texts, str | bytes):
@@ -22,7 +26,8 @@ class Classifier:
         # Nothing left to read (empty, whitespace, only a link or a mention):
         # no mood, and no reason to run the model on an empty string.
         readable = [text for text in cleaned if text]
-        scored = iter(self.backend.polarity_scores(readable) if readable else [])
+        with self._lock:
+            scored = iter(self.backend.polarity_scores(readable) if readable else [])
         undecided = dict.fromkeys(self.backend.classes, 1.0 / len(self.backend.classes))
         predictions = []
         for text in cleaned:

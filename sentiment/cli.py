@@ -94,7 +94,7 @@ def run_classify(args) -> int:
     scores = ", ".join(f"{k} {v:.3f}" for k, v in prediction.scores.items())
     print(
         f"{prediction.label}  confidence {prediction.confidence:.3f}  "
-        f"({1000 * (done - loaded):.1f} ms; model load {done - started - (done - loaded):.2f} s)"
+        f"({1000 * (done - loaded):.1f} ms; model load {loaded - started:.2f} s)"
         f"  [{scores}]"
     )
     return 0

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -80,6 +81,14 @@ def test_batch_matches_one_by_one_in_input_order(classifier):
         alone = classifier.classify([text])[0]
         assert alone.label == prediction.label
         assert alone.confidence == pytest.approx(prediction.confidence, abs=1e-4)
+
+
+def test_concurrent_callers_get_the_same_answers(classifier):
+    texts = [f"message {n}: {'I love it' if n % 2 else 'this is awful'} 🎉" for n in range(16)]
+    expected = [p.label for p in classifier.classify(texts)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        labels = list(pool.map(lambda t: classifier.classify([t])[0].label, texts))
+    assert labels == expected
 
 
 def test_neutral_band_turns_a_weak_mood_into_neutral(classifier):
