@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import time
 
 import pytest
 import redis as sync_redis
@@ -214,6 +215,12 @@ async def test_1000_requests_from_4_clients_to_2_worker_processes_come_back_once
             _assert_exactly_once(results, replies)
         served_by = {r.worker_id for results in per_client for r in results}
         assert served_by == {"w0", "w1"}
+        # Heartbeats trim what is acknowledged, so the stream does not keep all 1,000.
+        stream = transports[0].request_stream("positive")
+        give_up = time.monotonic() + 10
+        while await transports[0].redis.xlen(stream) >= 1000 and time.monotonic() < give_up:
+            await asyncio.sleep(0.1)
+        assert await transports[0].redis.xlen(stream) < 1000
         for client in clients:
             await client.close()
     finally:
@@ -289,3 +296,20 @@ async def test_workers_and_clients_ride_out_a_redis_restart_under_load(
         stop_process(worker)
         await transport.close()
         server.kill()
+
+
+async def test_released_requests_go_back_to_the_queue_at_once(redis_prefix):  # noqa: F811
+    settings = queue_settings(redis_prefix)
+    transport = RedisStreamsTransport(settings)
+    client = WorkerClient(transport, settings)
+    requests = [client.request("positive", seed=s) for s in range(3)]
+    for request in requests:
+        await transport.submit(request)
+    taken = await transport.fetch("positive", "stopping-worker", 10, 100)
+    assert [d.request for d in taken] == requests
+    await transport.release(taken)  # what a worker does with a batch taken while stopping
+    summary = await transport.redis.xpending(transport.request_stream("positive"), "workers")
+    assert summary["pending"] == 0
+    again = await transport.fetch("positive", "other-worker", 10, 100)
+    assert [d.request for d in again] == requests
+    await transport.close()

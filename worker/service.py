@@ -141,6 +141,11 @@ class SamplingService:
                 )
                 if not batch:
                     continue
+                if self._stop.is_set():
+                    # Taken while stopping: hand back now rather than make others wait
+                    # for the claim timeout.
+                    await self.transport.release(batch)
+                    break
                 fill_until = loop.time() + settings.worker_batch_wait_ms / 1000
                 while len(batch) < settings.worker_max_batch and not self._stop.is_set():
                     left_ms = int((fill_until - loop.time()) * 1000)
