@@ -33,8 +33,8 @@ _EXPORTS = {
     "EmojiSampler": "gan.sample",
     "png_bytes": "gan.sample",
     "sample_emojis": "gan.sample",
-    "read_log": "gan.train",
-    "train": "gan.train",
+    "read_log": "gan.training",
+    "train": "gan.training",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -73,6 +73,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=settings.device)
     p.set_defaults(handler=evaluate_command)
 
+    p = subparsers.add_parser("export", help="a compact fp16 generator file from a run, to ship")
+    p.add_argument("run", type=Path, help="run folder or checkpoint")
+    p.add_argument("--out", type=Path, required=True, help="e.g. models/positive.pt")
+    p.add_argument("--latest", action="store_true", help="the last epoch, not the best-FID one")
+    p.set_defaults(handler=export_command)
+
+    p = subparsers.add_parser("experiment", help="reproduce the paper's comparison and beyond")
+    p.add_argument("name", choices=("paper",), help="which experiment")
+    p.add_argument("--data", type=Path, default=default_data)
+    p.add_argument("--out", type=Path, default=settings.runs_dir / "paper")
+    p.add_argument(
+        "--budget",
+        choices=("tiny", "cpu", "full"),
+        default="cpu",
+        help="cpu: width 16, 30 epochs (about an hour on 2 cores); full: for a GPU",
+    )
+    p.add_argument("--labels", default="positive,negative")
+    p.add_argument("--seeds", default="0,1", help="seeds for the main comparison")
+    p.add_argument("--groups", default="main,ablation,beyond")
+    p.add_argument("--report", type=Path, default=Path("docs/results.md"))
+    p.add_argument("--figures", type=Path, default=Path("docs/results"))
+    p.add_argument("--shipped", type=Path, help="models folder whose checkpoints to score too")
+    p.add_argument("--device", default=settings.device)
+    p.set_defaults(handler=experiment_command)
+
     p = subparsers.add_parser("plot", help="loss curves, metric curves and sample grids of runs")
     p.add_argument("runs", type=Path, nargs="+", help="run folders")
     p.add_argument("--out", type=Path, help="folder for the PNGs (default FIRST_RUN/figures)")
@@ -169,7 +194,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
 def plot_command(args: argparse.Namespace) -> int:
     from gan.plot import plot_losses, plot_metrics, save_grid
     from gan.sample import resolve_checkpoint, sample_emojis
-    from gan.train import read_log
+    from gan.training import read_log
 
     runs = {run.name: read_log(run) for run in args.runs}
     out = args.out or args.runs[0] / "figures"
@@ -184,3 +209,77 @@ def plot_command(args: argparse.Namespace) -> int:
     for path in written:
         print(path)
     return 0
+
+
+def export_command(args: argparse.Namespace) -> int:
+    from gan.checkpoint import export_generator
+    from gan.sample import resolve_checkpoint
+
+    source = args.run
+    if args.run.is_dir():
+        source = args.run / "checkpoint.pt" if args.latest else resolve_checkpoint(args.run, None)
+    path = export_generator(source, args.out)
+    print(f"{path} ({path.stat().st_size / 1e6:.1f} MB, from {source})")
+    return 0
+
+
+def _csv(text: str, cast=str) -> list:
+    try:
+        return [cast(part.strip()) for part in text.split(",") if part.strip()]
+    except ValueError as error:
+        raise MoodmojiError(f"bad list {text!r}: {error}") from error
+
+
+def experiment_command(args: argparse.Namespace) -> int:
+    import shlex
+    import sys
+
+    from gan.experiment import GROUPS, run_experiment, write_report
+
+    labels, seeds, groups = _csv(args.labels), _csv(args.seeds, int), _csv(args.groups)
+    bad = [g for g in groups if g not in GROUPS] + [x for x in labels if x not in LABEL_CHOICES]
+    if bad or not seeds:
+        raise MoodmojiError(f"unknown group or label: {', '.join(bad) or 'no seeds given'}")
+    runs = run_experiment(
+        args.data, args.out, args.budget, tuple(labels), tuple(seeds), tuple(groups), args.device
+    )
+    shipped = _score_shipped(args, labels) if args.shipped else None
+    command = "moodmoji " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    print(f"report: {write_report(runs, args.report, args.figures, args.budget, command, shipped)}")
+    return 0
+
+
+def _score_shipped(args: argparse.Namespace, labels: list[str]) -> dict[str, dict]:
+    from gan.data import load_label_images
+    from gan.device import resolve_device
+    from gan.experiment import BUDGETS, FINAL_METRICS
+    from gan.metrics import Evaluator, generate, load_or_train_classifier
+    from gan.sample import EmojiSampler
+
+    settings = CommonSettings()
+    device = resolve_device(args.device)
+    classifier, _ = load_or_train_classifier(args.data, settings.cache_dir)
+    scores = {}
+    for label in labels:
+        sampler = EmojiSampler.from_checkpoint(args.shipped / f"{label}.pt", device)
+        evaluator = Evaluator(
+            load_label_images(args.data, label),
+            device,
+            settings.cache_dir,
+            FINAL_METRICS,
+            classifier,
+            label,
+        )
+        fake = generate(sampler.generator, BUDGETS[args.budget]["eval_samples"], 12345, device)
+        c = sampler.config
+        description = f"{c.model}, width {c.ngf}, N={c.expand}, " + ", ".join(
+            part
+            for part, on in (
+                ("DiffAugment", c.diffaugment),
+                ("EMA", c.ema),
+                ("spectral norm", c.spectral_norm),
+            )
+            if on
+        )
+        scores[label] = {**evaluator.score(fake), "description": description.rstrip(", ")}
+    return scores

@@ -99,3 +99,15 @@ def test_sample_emojis_returns_png_bytes(tiny_checkpoint):
     assert len(pngs) == 2 and all(p.startswith(b"\x89PNG") for p in pngs)
     with pytest.raises(gan.CheckpointError, match="draws positive emojis, not negative"):
         gan.sample_emojis(tiny_checkpoint, "negative", device="cpu")
+
+
+def test_the_ema_generator_follows_g_from_the_first_steps(tiny_config, procedural_data, tmp_path):
+    config = tiny_config(model="proposed", epochs=2, ema=True)
+    torch.manual_seed(config.seed)
+    initial = gan.build_generator(config).state_dict()
+    payload = load_checkpoint(train(config, procedural_data, tmp_path, device="cpu",
+                                    progress=False))
+    g, ema = payload["generator"], payload["generator_ema"]
+    name = "adjust.weight"
+    # With a plain 0.999 decay the EMA would still be ~99.6% the initial weights after 4 steps.
+    assert (ema[name] - g[name]).norm() < (initial[name] - g[name]).norm() / 2

@@ -124,7 +124,7 @@ def train(
             for key, value in stats.items():
                 totals[key] += value / len(batches)
             if generator_ema is not None:
-                _update_ema(generator_ema, generator, config.ema_decay)
+                _update_ema(generator_ema, generator, config.ema_decay, step)
             step += 1
         epoch += 1
         record = {
@@ -209,7 +209,10 @@ def _train_step(
 
 
 @torch.no_grad()
-def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+def _update_ema(ema: nn.Module, model: nn.Module, decay: float, step: int) -> None:
+    # Warm up: early on, average over about `step` updates, so the EMA does not
+    # hold on to the random initial weights for thousands of steps.
+    decay = min(decay, (1.0 + step) / (10.0 + step))
     for ema_param, param in zip(ema.parameters(), model.parameters(), strict=True):
         ema_param.lerp_(param, 1.0 - decay)
     # BatchNorm statistics are copied, not averaged: they describe the current G.

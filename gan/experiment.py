@@ -1,0 +1,315 @@
+"""`moodmoji experiment paper`: the paper's comparison, its ablation, and what beats it.
+
+Runs, under one budget (widths, epochs, evaluation), for each label and seed:
+- main:     DCGAN, DeLiGAN and Proposed (Table 1, Figs. 2-4);
+- ablation: Proposed without the mean shift, and with N = 1, 2, 4, 8;
+- beyond:   Proposed with DiffAugment + generator EMA, then also spectral norm in D,
+            then also a lower learning rate.
+Every run is an ordinary training run folder under `--out`, so an interrupted
+experiment resumes where it stopped, and finished runs are not trained again.
+The final scores of each run (its best-FID generator, or the last one) are
+cached in `final.json` beside it, and `docs/results.md` is written from them.
+"""
+
+import json
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gan.config import make_config
+from gan.training import BEST, CHECKPOINT, read_log, train
+
+# Widths, epochs and evaluation sizes. `cpu` finishes in about an hour on two
+# cores; `full` is the paper-scale run for a GPU; `tiny` is for tests.
+BUDGETS: dict[str, dict] = {
+    "tiny": {
+        "ngf": 8,
+        "ndf": 8,
+        "nz": 16,
+        "epochs": 2,
+        "batch_size": 16,
+        "eval_every": 1,
+        "eval_samples": 8,
+    },
+    "cpu": {
+        "ngf": 16,
+        "ndf": 16,
+        "epochs": 30,
+        "batch_size": 32,
+        "eval_every": 10,
+        "eval_samples": 64,
+    },
+    "full": {
+        "ngf": 64,
+        "ndf": 64,
+        "epochs": 200,
+        "batch_size": 35,
+        "eval_every": 10,
+        "eval_samples": 1000,
+    },
+}
+FINAL_METRICS = ("fid", "kid", "domain_is", "class_consistency")
+SMALL_DATA = {"diffaugment": "color,translation,cutout", "ema": True}
+
+GROUPS: dict[str, dict[str, dict]] = {
+    "main": {
+        "DCGAN": {"model": "dcgan"},
+        "DeLiGAN": {"model": "deligan"},
+        "Proposed": {"model": "proposed"},
+    },
+    "ablation": {
+        "Proposed, no mean shift": {"model": "proposed", "mean_shift": False},
+        "Proposed, N=1": {"model": "proposed", "expand": 1},
+        "Proposed, N=2": {"model": "proposed", "expand": 2},
+        "Proposed, N=4": {"model": "proposed", "expand": 4},
+        "Proposed, N=8": {"model": "proposed", "expand": 8},
+    },
+    "beyond": {
+        "Proposed + DiffAugment + EMA": {"model": "proposed", **SMALL_DATA},
+        "... + spectral norm": {"model": "proposed", **SMALL_DATA, "spectral_norm": True},
+        "... + spectral norm, lr 1e-4": {
+            "model": "proposed",
+            **SMALL_DATA,
+            "spectral_norm": True,
+            "lr": 1e-4,
+        },
+    },
+}
+
+
+@dataclass
+class Run:
+    group: str
+    name: str
+    label: str
+    seed: int
+    settings: dict
+    folder: Path
+    scores: dict = field(default_factory=dict)
+
+    @property
+    def records(self) -> list[dict]:
+        return read_log(self.folder)
+
+
+def slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-").replace("--", "-")
+
+
+def plan_runs(out: Path, labels: list[str], seeds: list[int], groups: list[str]) -> list[Run]:
+    runs = []
+    for group in groups:
+        for name, settings in GROUPS[group].items():
+            for label in labels:
+                for seed in seeds if group == "main" else seeds[:1]:
+                    folder = out / group / slug(name) / f"{label}-s{seed}"
+                    runs.append(Run(group, name, label, seed, settings, folder))
+    return runs
+
+
+def run_experiment(
+    data_dir: Path,
+    out: Path,
+    budget: str = "cpu",
+    labels: tuple[str, ...] = ("positive", "negative"),
+    seeds: tuple[int, ...] = (0, 1),
+    groups: tuple[str, ...] = ("main", "ablation", "beyond"),
+    device: str = "auto",
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> list[Run]:
+    """Train (or resume) every run, then score each one's best generator."""
+    from gan.data import load_label_images
+    from gan.device import resolve_device
+    from gan.metrics import Evaluator, generate, load_or_train_classifier
+    from gan.sample import EmojiSampler
+    from moodmoji.settings import CommonSettings
+
+    cache_dir = cache_dir or CommonSettings().cache_dir
+    runs = plan_runs(out, list(labels), list(seeds), list(groups))
+    sizes = BUDGETS[budget]
+    for i, run in enumerate(runs, 1):
+        if progress:
+            print(f"[{i}/{len(runs)}] {run.group}: {run.name} / {run.label} / seed {run.seed}")
+        config = make_config("stable", label=run.label, seed=run.seed, **sizes, **run.settings)
+        train(config, data_dir, run.folder, device=device, progress=progress, cache_dir=cache_dir)
+
+    run_device = resolve_device(device)
+    classifier, classifier_info = load_or_train_classifier(data_dir, cache_dir)
+    evaluators = {
+        label: Evaluator(
+            load_label_images(data_dir, label),
+            run_device,
+            cache_dir,
+            FINAL_METRICS,
+            classifier,
+            label,
+        )
+        for label in labels
+    }
+    for run in runs:
+        final = run.folder / "final.json"
+        if final.exists():
+            run.scores = json.loads(final.read_text())
+            continue
+        best = run.folder / BEST
+        sampler = EmojiSampler.from_checkpoint(
+            best if best.exists() else run.folder / CHECKPOINT, run_device
+        )
+        fake = generate(sampler.generator, sizes["eval_samples"], seed=12345, device=run_device)
+        scores = evaluators[run.label].score(fake)
+        best_epoch = min(
+            (r for r in run.records if "fid" in r), key=lambda r: r["fid"], default={"epoch": None}
+        )["epoch"]
+        run.scores = {
+            **scores,
+            "best_epoch": best_epoch,
+            "samples": sizes["eval_samples"],
+            "classifier_holdout_accuracy": classifier_info["holdout_accuracy"],
+        }
+        final.write_text(json.dumps(run.scores, indent=2) + "\n")
+    return runs
+
+
+def summarise(runs: list[Run], group: str, label: str, metric: str) -> dict[str, tuple]:
+    """name -> (mean, stdev or None, n) of a metric over seeds."""
+    values: dict[str, list[float]] = {}
+    for run in runs:
+        if run.group == group and run.label == label and metric in run.scores:
+            values.setdefault(run.name, []).append(run.scores[metric])
+    return {
+        name: (statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else None, len(v))
+        for name, v in values.items()
+    }
+
+
+def _cell(stats: tuple | None, digits: int = 3) -> str:
+    if stats is None:
+        return "-"
+    mean, sd, _ = stats
+    return f"{mean:.{digits}f}" + (f" ± {sd:.{digits}f}" if sd is not None else "")
+
+
+def _table(runs: list[Run], group: str, label: str) -> list[str]:
+    stats = {m: summarise(runs, group, label, m) for m in FINAL_METRICS}
+    names = list(stats["fid"])
+    lines = [
+        "| model | FID ↓ | KID ↓ | domain IS ↑ | class consistency ↑ | seeds |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name in names:
+        lines.append(
+            f"| {name} | {_cell(stats['fid'].get(name), 1)} | {_cell(stats['kid'].get(name))} "
+            f"| {_cell(stats['domain_is'].get(name))} "
+            f"| {_cell(stats['class_consistency'].get(name))} | {stats['fid'][name][2]} |"
+        )
+    return lines
+
+
+def _claims(runs: list[Run], label: str) -> list[str]:
+    fid = summarise(runs, "main", label, "fid")
+    dis = summarise(runs, "main", label, "domain_is")
+    if not {"DCGAN", "DeLiGAN", "Proposed"} <= set(fid):
+        return []
+    lines = []
+    for base in ("DCGAN", "DeLiGAN"):
+        change = (fid["Proposed"][0] - fid[base][0]) / fid[base][0] * 100
+        verdict = "held" if change < 0 else "did not hold"
+        lines.append(
+            f"- FID, Proposed vs {base}: {change:+.0f}% ({verdict}; the paper claims lower)."
+        )
+        is_change = (dis["Proposed"][0] - dis[base][0]) / dis[base][0] * 100
+        verdict = "held" if is_change > 0 else "did not hold"
+        lines.append(
+            f"- domain IS, Proposed vs {base}: {is_change:+.1f}% ({verdict}; the paper claims "
+            "higher IS)."
+        )
+    return lines
+
+
+def write_report(
+    runs: list[Run],
+    report: Path,
+    figures: Path,
+    budget: str,
+    command: str,
+    shipped: dict[str, dict] | None = None,
+) -> Path:
+    """docs/results.md with Table 1, the ablation, beyond-the-paper, and Figs. 2-4."""
+    from datetime import UTC, datetime
+
+    from gan.plot import make_grid, plot_losses, plot_metrics
+    from gan.sample import EmojiSampler
+    from moodmoji.benchmarks import describe_machine
+
+    figures.mkdir(parents=True, exist_ok=True)
+    labels = sorted({r.label for r in runs}, key=["positive", "negative"].index)
+    rel = lambda p: Path(p).relative_to(report.parent).as_posix()  # noqa: E731
+    sizes = BUDGETS[budget]
+    lines = [
+        "# Results: the paper's comparison on our emoji set",
+        "",
+        f"Made by `{command}` on {describe_machine()}, "
+        f"{datetime.now(UTC):%Y-%m-%d}. Budget `{budget}`: width {sizes['ngf']}, "
+        f"{sizes['epochs']} epochs, batch {sizes['batch_size']}, FID/KID every "
+        f"{sizes['eval_every']} epochs on {sizes['eval_samples']} generated images against all "
+        "real images of the label (TF-Inception features). Scores below are of each run's "
+        "best-FID generator, re-sampled with a fixed seed; mean ± standard deviation over seeds "
+        "where there are several. Domain IS and class consistency come from the project's own "
+        "Positive/Negative classifier (see docs/gan.md): domain IS is not ImageNet IS.",
+        "",
+    ]
+    for label in labels:
+        main = [
+            r for r in runs if r.group == "main" and r.label == label and r.seed == runs[0].seed
+        ]
+        lines += [
+            f"## {label.capitalize()}",
+            "",
+            "### Table 1",
+            "",
+            *_table(runs, "main", label),
+            "",
+        ]
+        claims = _claims(runs, label)
+        if claims:
+            lines += ["Did the paper's claims hold here?", "", *claims, ""]
+        if main:
+            losses = plot_losses({r.name: r.records for r in main}, figures / f"losses-{label}.png")
+            lines += [f"Fig. 2, losses (seed {main[0].seed}): ![losses]({rel(losses)})", ""]
+            if any("fid" in rec for r in main for rec in r.records):
+                curves = plot_metrics(
+                    {r.name: r.records for r in main}, figures / f"metrics-{label}.png"
+                )
+                lines += [f"Fig. 3, metrics over training: ![metrics]({rel(curves)})", ""]
+            rows = []
+            for r in main:
+                best = r.folder / BEST
+                sampler = EmojiSampler.from_checkpoint(
+                    best if best.exists() else r.folder / CHECKPOINT, "cpu"
+                )
+                rows += sampler.sample_batch([(0, 8)])[0]
+            grid = figures / f"samples-{label}.png"
+            make_grid(rows, columns=8).save(grid)
+            order = ", ".join(r.name for r in main)
+            lines += [
+                f"Fig. 4, samples at each model's best-FID epoch (rows: {order}): "
+                f"![samples]({rel(grid)})",
+                "",
+            ]
+        for group, title in (("ablation", "Ablation"), ("beyond", "Beyond the paper")):
+            if any(r.group == group and r.label == label for r in runs):
+                lines += [f"### {title}", "", *_table(runs, group, label), ""]
+        if shipped and label in shipped:
+            s = shipped[label]
+            lines += [
+                "### The shipped model",
+                "",
+                f"`models/{label}.pt` ({s['description']}), scored the same way: FID "
+                f"{s['fid']:.1f}, KID {s['kid']:.3f}, domain IS {s['domain_is']:.3f}, class "
+                f"consistency {s['class_consistency']:.3f}.",
+                "",
+            ]
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text("\n".join(lines).rstrip() + "\n")
+    return report
