@@ -1,16 +1,19 @@
 """`moodmoji demo`: message to mood to emoji on the embedded queue, with tiny real models."""
 
+# Fixtures come from worker_helpers: importing them is what registers them here.
+# ruff: noqa: F401, F811
+
 import io
 import shutil
 
 from PIL import Image
-from worker_helpers import tiny_models  # noqa: F401
+from worker_helpers import tiny_models
 
 from moodmoji.cli import main
 from worker.demo import UPPER_HALF_BLOCK, half_blocks, mood_to_label, seed_for
 
 
-def test_demo_prints_the_mood_and_saves_the_emoji(tmp_path, monkeypatch, capsys, tiny_models):  # noqa: F811
+def test_demo_prints_the_mood_and_saves_the_emoji(tmp_path, monkeypatch, capsys, tiny_models):
     models = tmp_path / "models"
     models.mkdir()
     for label in ("positive", "negative"):
@@ -18,8 +21,18 @@ def test_demo_prints_the_mood_and_saves_the_emoji(tmp_path, monkeypatch, capsys,
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("MOODMOJI_REGISTRY_DIR", str(tmp_path / "no-registry"))
     out = tmp_path / "emoji.png"
-    status = main(["demo", "what a lovely day, thank you all!", "--models", str(models),
-                   "--out", str(out), "--size", "96"])
+    status = main(
+        [
+            "demo",
+            "what a lovely day, thank you all!",
+            "--models",
+            str(models),
+            "--out",
+            str(out),
+            "--size",
+            "96",
+        ]
+    )
     printed = capsys.readouterr().out
     assert status == 0
     assert "mood: positive" in printed and str(out) in printed

@@ -1,11 +1,14 @@
 """The sampling service on the in-process transport, with real tiny GANs."""
 
+# Fixtures come from worker_helpers: importing them is what registers them here.
+# ruff: noqa: F401, F811
+
 import asyncio
 import contextlib
 import time
 
 import pytest
-from worker_helpers import (  # noqa: F401
+from worker_helpers import (
     PoisonedSampler,
     assert_images,
     make_registry,
@@ -49,7 +52,7 @@ async def queued(client: WorkerClient, requests: list[GenerateRequest]) -> list[
     return tasks
 
 
-async def test_requests_queued_together_are_sampled_in_one_batch_and_match_alone(samplers):  # noqa: F811
+async def test_requests_queued_together_are_sampled_in_one_batch_and_match_alone(samplers):
     settings = queue_settings("inproc", worker_labels=["positive", "negative"])
     transport = InProcessTransport()
     client = WorkerClient(transport, settings)
@@ -70,7 +73,7 @@ async def test_requests_queued_together_are_sampled_in_one_batch_and_match_alone
     await client.close()
 
 
-async def test_a_duplicate_request_id_is_answered_from_the_stored_result(samplers):  # noqa: F811
+async def test_a_duplicate_request_id_is_answered_from_the_stored_result(samplers):
     settings = queue_settings("inproc")
     transport = InProcessTransport()
     async with (
@@ -86,7 +89,7 @@ async def test_a_duplicate_request_id_is_answered_from_the_stored_result(sampler
     assert service.requests_sampled == sampled == 1
 
 
-async def test_a_poison_request_is_dead_lettered_while_its_batch_mates_are_served(samplers):  # noqa: F811
+async def test_a_poison_request_is_dead_lettered_while_its_batch_mates_are_served(samplers):
     settings = queue_settings("inproc")
     transport = InProcessTransport()
     client = WorkerClient(transport, settings)
@@ -106,7 +109,7 @@ async def test_a_poison_request_is_dead_lettered_while_its_batch_mates_are_serve
     await client.close()
 
 
-async def test_expired_requests_are_answered_without_sampling(samplers):  # noqa: F811
+async def test_expired_requests_are_answered_without_sampling(samplers):
     settings = queue_settings("inproc")
     transport = InProcessTransport()
     async with (
@@ -145,7 +148,7 @@ async def test_backpressure_refuses_past_the_queue_limit_and_the_per_user_cap():
 
 async def test_hot_reload_switches_versions_between_batches_without_dropping_requests(
     tmp_path,
-    tiny_models,  # noqa: F811
+    tiny_models,
 ):
     settings = queue_settings("inproc", registry_poll_s=0.05)
     registry = make_registry(tmp_path / "registry", tiny_models)
@@ -154,8 +157,9 @@ async def test_hot_reload_switches_versions_between_batches_without_dropping_req
     async with running(service), WorkerClient(transport, settings) as client:
         first = await client.generate("positive", seed=1, size=32)
         results = []
-        stream = [asyncio.create_task(client.generate("positive", seed=s, size=32))
-                  for s in range(40)]
+        stream = [
+            asyncio.create_task(client.generate("positive", seed=s, size=32)) for s in range(40)
+        ]
         await asyncio.sleep(0)
         registry.activate("v2")
         while service.model_version != "v2":

@@ -1,5 +1,8 @@
 """The queue on a real Redis: round trips, crashes, garbage, duplicates, backpressure, reloads."""
 
+# Fixtures come from worker_helpers: importing them is what registers them here.
+# ruff: noqa: F401, F811
+
 import asyncio
 import contextlib
 import json
@@ -8,7 +11,7 @@ import time
 
 import pytest
 import redis as sync_redis
-from worker_helpers import (  # noqa: F401
+from worker_helpers import (
     OwnRedis,
     PoisonedSampler,
     assert_images,
@@ -46,7 +49,7 @@ async def running(service: SamplingService):
         await asyncio.wait_for(task, 30)
 
 
-async def test_a_request_round_trips_and_the_worker_reports_health(redis_prefix, samplers):  # noqa: F811
+async def test_a_request_round_trips_and_the_worker_reports_health(redis_prefix, samplers):
     settings = queue_settings(redis_prefix)
     transport = RedisStreamsTransport(settings)
     service = SamplingService(transport, settings, samplers=samplers, worker_id="w1")
@@ -58,17 +61,24 @@ async def test_a_request_round_trips_and_the_worker_reports_health(redis_prefix,
     assert beats["w1"]["models"]["positive"] == samplers["positive"].version
     assert "positive" in beats["w1"]["queue_lag"]
     metrics = service.metrics.registry
-    assert metrics.get_sample_value(
-        "moodmoji_worker_requests_total", {"label": "positive", "outcome": "sampled"}
-    ) == 1
+    assert (
+        metrics.get_sample_value(
+            "moodmoji_worker_requests_total", {"label": "positive", "outcome": "sampled"}
+        )
+        == 1
+    )
     assert await transport.redis.xpending(transport.request_stream("positive"), "workers") == {
-        "pending": 0, "min": None, "max": None, "consumers": []
+        "pending": 0,
+        "min": None,
+        "max": None,
+        "consumers": [],
     }
     await transport.close()
 
 
 async def test_garbage_and_poison_go_to_the_dead_letter_stream_while_the_rest_flow(
-    redis_prefix, samplers  # noqa: F811
+    redis_prefix,
+    samplers,
 ):
     settings = queue_settings(redis_prefix)
     transport = RedisStreamsTransport(settings)
@@ -105,7 +115,7 @@ async def _result_of(transport, client, request_id):
         await asyncio.sleep(0.05)
 
 
-async def test_an_entry_that_keeps_killing_workers_is_dead_lettered(redis_prefix, samplers):  # noqa: F811
+async def test_an_entry_that_keeps_killing_workers_is_dead_lettered(redis_prefix, samplers):
     settings = queue_settings(redis_prefix, queue_claim_idle_ms=100, queue_max_deliveries=2)
     transport = RedisStreamsTransport(settings)
     client = WorkerClient(transport, settings)
@@ -128,7 +138,7 @@ async def test_an_entry_that_keeps_killing_workers_is_dead_lettered(redis_prefix
     await transport.close()
 
 
-async def test_a_duplicate_request_id_is_answered_from_the_result_key(redis_prefix, samplers):  # noqa: F811
+async def test_a_duplicate_request_id_is_answered_from_the_result_key(redis_prefix, samplers):
     settings = queue_settings(redis_prefix)
     transport = RedisStreamsTransport(settings)
     service = SamplingService(transport, settings, samplers=samplers)
@@ -142,7 +152,7 @@ async def test_a_duplicate_request_id_is_answered_from_the_result_key(redis_pref
     await transport.close()
 
 
-async def test_backpressure_refuses_work_past_the_queue_limit(redis_prefix):  # noqa: F811
+async def test_backpressure_refuses_work_past_the_queue_limit(redis_prefix):
     settings = queue_settings(redis_prefix, queue_max_length=5)
     transport = RedisStreamsTransport(settings)
     client = WorkerClient(transport, settings)
@@ -156,7 +166,9 @@ async def test_backpressure_refuses_work_past_the_queue_limit(redis_prefix):  # 
 
 
 async def test_hot_reload_from_a_redis_key_with_requests_in_flight(
-    redis_prefix, tmp_path, tiny_models  # noqa: F811
+    redis_prefix,
+    tmp_path,
+    tiny_models,
 ):
     settings = queue_settings(redis_prefix, registry_poll_s=0.05)
     make_registry(tmp_path / "registry", tiny_models)
@@ -196,7 +208,9 @@ def _assert_exactly_once(results, replies):
 
 
 async def test_1000_requests_from_4_clients_to_2_worker_processes_come_back_once(
-    redis_prefix, tmp_path, tiny_models  # noqa: F811
+    redis_prefix,
+    tmp_path,
+    tiny_models,
 ):
     settings = queue_settings(redis_prefix, queue_max_length=2000)
     make_registry(tmp_path / "registry", tiny_models)
@@ -230,7 +244,7 @@ async def test_1000_requests_from_4_clients_to_2_worker_processes_come_back_once
             await transport.close()
 
 
-async def test_a_worker_killed_mid_batch_loses_nothing(redis_prefix, tmp_path, tiny_models):  # noqa: F811
+async def test_a_worker_killed_mid_batch_loses_nothing(redis_prefix, tmp_path, tiny_models):
     settings = queue_settings(redis_prefix, queue_max_length=2000)
     make_registry(tmp_path / "registry", tiny_models)
     doomed = spawn_worker(settings, tmp_path / "registry", "doomed", "--max-batch", "8")
@@ -265,7 +279,9 @@ async def test_a_worker_killed_mid_batch_loses_nothing(redis_prefix, tmp_path, t
 
 
 async def test_workers_and_clients_ride_out_a_redis_restart_under_load(
-    redis_prefix, tmp_path, tiny_models  # noqa: F811
+    redis_prefix,
+    tmp_path,
+    tiny_models,
 ):
     server = OwnRedis(tmp_path)
     server.start()
@@ -278,9 +294,7 @@ async def test_workers_and_clients_ride_out_a_redis_restart_under_load(
         client = WorkerClient(transport, settings)
         await client.start()
         first_wave = asyncio.create_task(_submit_all(client, range(150), size=128))
-        while not any(
-            r.request_id for r in await reply_stream_results(transport, client.reply_to)
-        ):
+        while not any(r.request_id for r in await reply_stream_results(transport, client.reply_to)):
             await asyncio.sleep(0.01)
         server.kill()  # no persistence: queued work and results die with it
         await asyncio.sleep(0.5)
@@ -298,7 +312,7 @@ async def test_workers_and_clients_ride_out_a_redis_restart_under_load(
         server.kill()
 
 
-async def test_released_requests_go_back_to_the_queue_at_once(redis_prefix):  # noqa: F811
+async def test_released_requests_go_back_to_the_queue_at_once(redis_prefix):
     settings = queue_settings(redis_prefix)
     transport = RedisStreamsTransport(settings)
     client = WorkerClient(transport, settings)

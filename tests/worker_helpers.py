@@ -36,8 +36,9 @@ def _train_tiny(root: Path, label: str, seed: int) -> Path:
         eval_every=0,
         seed=seed,
     )
-    return gan.train(config, data_dir=data, out_dir=root / f"run-{label}-{seed}", device="cpu",
-                     progress=False)
+    return gan.train(
+        config, data_dir=data, out_dir=root / f"run-{label}-{seed}", device="cpu", progress=False
+    )
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +89,8 @@ def make_registry(root: Path, tiny_models: dict[str, Path]) -> ModelRegistry:
     """A registry with version v1 (both labels) active and v2 (new positive) published."""
     registry = ModelRegistry(root)
     registry.publish(
-        "v1", {"positive": tiny_models["positive"], "negative": tiny_models["negative"]},
+        "v1",
+        {"positive": tiny_models["positive"], "negative": tiny_models["negative"]},
         activate=True,
     )
     registry.publish(
@@ -153,8 +155,19 @@ def spawn_worker(
         "OMP_NUM_THREADS": "1",
     }
     command = [
-        sys.executable, "-m", "moodmoji.cli", "worker", "--registry", str(registry_dir),
-        "--device", "cpu", "--worker-id", worker_id, "--labels", *settings.worker_labels, *extra,
+        sys.executable,
+        "-m",
+        "moodmoji.cli",
+        "worker",
+        "--registry",
+        str(registry_dir),
+        "--device",
+        "cpu",
+        "--worker-id",
+        worker_id,
+        "--labels",
+        *settings.worker_labels,
+        *extra,
     ]
     return subprocess.Popen(command, env=env, cwd=REPO)
 
@@ -222,8 +235,19 @@ class OwnRedis:
     def start(self) -> None:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory)],
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
             stdout=subprocess.DEVNULL,
         )
         import redis

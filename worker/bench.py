@@ -82,8 +82,20 @@ def _spawn_workers(settings, registry: Path, count: int, max_batch: int, prefix:
     }
     return [
         subprocess.Popen(
-            [sys.executable, "-m", "moodmoji.cli", "worker", "--registry", str(registry),
-             "--labels", LABEL, "--max-batch", str(max_batch), "--worker-id", f"bench-{i}"],
+            [
+                sys.executable,
+                "-m",
+                "moodmoji.cli",
+                "worker",
+                "--registry",
+                str(registry),
+                "--labels",
+                LABEL,
+                "--max-batch",
+                str(max_batch),
+                "--worker-id",
+                f"bench-{i}",
+            ],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -177,11 +189,20 @@ def run_worker_bench(args: argparse.Namespace, settings: WorkerSettings) -> int:
                     process.terminate()
                 for process in processes:
                     process.wait(timeout=30)
-            row = (name, workers, achieved, _percentile(latencies, 0.5),
-                   _percentile(latencies, 0.99), latencies[-1], batch)
+            row = (
+                name,
+                workers,
+                achieved,
+                _percentile(latencies, 0.5),
+                _percentile(latencies, 0.99),
+                latencies[-1],
+                batch,
+            )
             latency_rows.append(row)
-            print(f"  {name}, {workers} worker(s): {achieved:.1f} req/s, "
-                  f"p50 {row[3] * 1000:.0f} ms, p99 {row[4] * 1000:.0f} ms, mean batch {batch:.1f}")
+            print(
+                f"  {name}, {workers} worker(s): {achieved:.1f} req/s, "
+                f"p50 {row[3] * 1000:.0f} ms, p99 {row[4] * 1000:.0f} ms, mean batch {batch:.1f}"
+            )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

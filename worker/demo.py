@@ -71,10 +71,11 @@ async def generate_locally(settings: WorkerSettings, label: str, seed: int, size
         await asyncio.gather(running, return_exceptions=True)
 
 
-def run_demo(text: str, out: Path, seed: int | None, size: int, show: bool,
-             settings: WorkerSettings) -> int:
+def run_demo(
+    text: str, out: Path, seed: int | None, size: int, show: bool, settings: WorkerSettings
+) -> int:
     if not text.strip():
-        raise MoodmojiError("give a message, for example: moodmoji demo \"what a lovely day\"")
+        raise MoodmojiError('give a message, for example: moodmoji demo "what a lovely day"')
     from worker.cli import make_registry
 
     registry = make_registry(settings)

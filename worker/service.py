@@ -107,9 +107,7 @@ class SamplingService:
                 self.metrics.set_model(label, getattr(sampler, "version", "fixed"))
         if self.settings.worker_metrics_port:
             self.metrics.serve(self.settings.worker_metrics_port)
-        log.info(
-            "worker %s serving %s (model %s)", self.worker_id, self.labels, self.model_version
-        )
+        log.info("worker %s serving %s (model %s)", self.worker_id, self.labels, self.model_version)
         self._ready.set()
         tasks = [asyncio.create_task(self._serve_label(label)) for label in self.labels]
         helpers = [asyncio.create_task(self._heartbeat_loop())]
@@ -335,4 +333,3 @@ class SamplingService:
             except Exception as error:
                 log.warning("heartbeat failed: %s", error)
             await self._sleep_unless_stopped(interval)
-
