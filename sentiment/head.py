@@ -45,9 +45,11 @@ class MoodHead(nn.Module):
     VADER was tuned on tweets and is near-perfect on tweet-like text whenever it
     finds a sentiment word, but weak on reviews and editorials, where the
     embedding reads better. So a linear domain gate estimates how tweet-like a
-    text is, and that share of the answer comes from VADER's compound score
-    (when it is not exactly zero, i.e. the lexicon found something):
+    text is, and that share of the answer comes from VADER's compound score:
     p = g * sigmoid(scale * compound) + (1 - g) * mlp(features).
+    When VADER finds no sentiment word (compound 0) its half says 50/50, which
+    leaves the MLP's choice but pulls a mood-less tweet-like message (most
+    chat) into the neutral band.
     """
 
     def __init__(self, in_features: int, hidden: int, dropout: float = 0.0):
@@ -88,7 +90,7 @@ class MoodHead(nn.Module):
         """Probabilities in LABELS order (negative, positive)."""
         compound = features[:, self.embedding_size]
         tweet_like = self.domain_logits(features).softmax(-1)[:, DOMAINS.index("tweets")]
-        gate = (tweet_like * (compound != 0).to(features.dtype)).unsqueeze(1)
+        gate = tweet_like.unsqueeze(1)
         lexicon_positive = torch.sigmoid(self.lexicon_scale * compound).unsqueeze(1)
         lexicon = torch.cat([1 - lexicon_positive, lexicon_positive], dim=1)
         return gate * lexicon + (1 - gate) * self.mood_logits(features).softmax(-1)
