@@ -71,14 +71,14 @@ def _throughput(sampler, batch_sizes: list[int], png_level: int, seconds: float 
     return rows
 
 
-def _spawn_workers(settings, registry: Path, count: int, max_batch: int, prefix: str):
-    threads = max(1, (os.cpu_count() or 1) // count)
+def _spawn_workers(settings, registry, count: int, max_batch: int, prefix: str, threads: int):
     env = {
         **os.environ,
         "MOODMOJI_REDIS_URL": settings.redis_url,
         "MOODMOJI_QUEUE_PREFIX": prefix,
         "MOODMOJI_DEVICE": "cpu",
         "OMP_NUM_THREADS": str(threads),
+        "MOODMOJI_WORKER_TORCH_THREADS": str(threads),
     }
     return [
         subprocess.Popen(
@@ -161,7 +161,8 @@ def run_worker_bench(args: argparse.Namespace, settings: WorkerSettings) -> int:
     try:
         checkpoint, described = _bench_checkpoint(args, settings, scratch)
         sampler = EmojiSampler.from_checkpoint(checkpoint, device="cpu")
-        print(f"throughput on {described} ({torch.get_num_threads()} torch threads)")
+        torch.set_num_threads(args.threads)
+        print(f"throughput on {described} ({args.threads} torch thread(s))")
         throughput = _throughput(sampler, args.batch_sizes, settings.worker_png_level)
         for batch, forward, full in throughput:
             print(f"  batch {batch:3d}: forward {forward:7.1f} emojis/s, with PNG {full:7.1f}")
@@ -179,6 +180,7 @@ def run_worker_bench(args: argparse.Namespace, settings: WorkerSettings) -> int:
                 workers,
                 max_batch or settings.worker_max_batch,
                 prefix,
+                args.threads,
             )
             try:
                 latencies, batch, achieved = asyncio.run(
@@ -220,7 +222,8 @@ def run_worker_bench(args: argparse.Namespace, settings: WorkerSettings) -> int:
 def _report(described, throughput, latency_rows, args) -> str:
     _, forward_1, full_1 = throughput[0]
     lines = [
-        f"Generator: {described}; {SIZE} px emojis, one per request, CPU only.",
+        f"Generator: {described}; {SIZE} px emojis, one per request, CPU only, "
+        f"{args.threads} torch thread(s) per process.",
         "",
         "Throughput against requests per forward pass. *Forward*: the generator alone.",
         f"*Full*: forward, upscale 64 to {SIZE} px and PNG encoding, everything a worker does",

@@ -61,6 +61,12 @@ def register_bench(bench_subparsers) -> None:
     bench.add_argument(
         "--batch-sizes", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64], help="to measure"
     )
+    bench.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads per process (1: on a busy CPU more threads only spin against others)",
+    )
     bench.add_argument("--checkpoint", type=Path, help="generator to bench (default: models/)")
     bench.add_argument("--no-write", action="store_true", help="print, do not touch the docs")
     bench.set_defaults(handler=run_bench)

@@ -98,6 +98,11 @@ class SamplingService:
         await self._ready.wait()
 
     async def run(self) -> None:
+        if self.settings.worker_torch_threads:
+            # On a shared CPU, fewer threads than cores avoid spinning against other work.
+            import torch
+
+            torch.set_num_threads(self.settings.worker_torch_threads)
         if self.registry is not None:
             await self._reload_if_changed()
             if not self.samplers:

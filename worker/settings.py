@@ -58,6 +58,11 @@ class WorkerSettings(CommonSettings):
     )
     worker_heartbeat_s: float = Field(2.0, gt=0, description="heartbeat interval")
     worker_metrics_port: int = Field(0, ge=0, description="Prometheus port; 0 means no endpoint")
+    worker_torch_threads: int = Field(
+        0,
+        ge=0,
+        description="torch CPU threads per worker; 0 keeps torch's default (one per core)",
+    )
     worker_png_level: int = Field(
         1,
         ge=0,
