@@ -12,7 +12,7 @@ The chat check set (sentiment/chat_check.json) is scored the same two ways.
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from sentiment.classifier import Classifier
@@ -42,6 +42,14 @@ class Scored:
     def binary_rows(self) -> list[int]:
         return [i for i, t in enumerate(self.truth) if t != "neutral"]
 
+    def subset(self, name: str, rows: list[int]) -> "Scored":
+        columns = {
+            f.name: [getattr(self, f.name)[i] for i in rows]
+            for f in fields(self)
+            if f.name != "name"
+        }
+        return Scored(name=name, **columns)
+
 
 def score_texts(name: str, texts: list[str], truth: list[str], classifier: Classifier) -> Scored:
     predictions = classifier.classify(texts)
@@ -61,19 +69,7 @@ def evaluate(settings: SentimentSettings, classifier: Classifier) -> list[Scored
     test = [s for s in sentences if s.split == "test"]
     scored = score_texts("all", [s.text for s in test], [s.polarity for s in test], classifier)
     per_domain = [
-        Scored(
-            domain,
-            *[
-                [column[i] for i, s in enumerate(test) if s.domain == domain]
-                for column in (
-                    scored.truth,
-                    scored.ours_binary,
-                    scored.ours_three_way,
-                    scored.vader_binary,
-                    scored.vader_three_way,
-                )
-            ],
-        )
+        scored.subset(domain, [i for i, s in enumerate(test) if s.domain == domain])
         for domain in DOMAIN_FILES
     ]
     chat = json.loads(CHAT_CHECK_SET.read_text())["messages"]
@@ -83,10 +79,6 @@ def evaluate(settings: SentimentSettings, classifier: Classifier) -> list[Scored
     return [scored, *per_domain, chat_scored]
 
 
-def _pick(values: list[str], rows: list[int]) -> list[str]:
-    return [values[i] for i in rows]
-
-
 def results_table(results: list[Scored]) -> str:
     lines = [
         "| set | clear sentences | macro-F1 ours | macro-F1 VADER | gain | accuracy ours "
@@ -94,14 +86,13 @@ def results_table(results: list[Scored]) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
-        rows = r.binary_rows()
-        truth = _pick(r.truth, rows)
-        ours, vader = _pick(r.ours_binary, rows), _pick(r.vader_binary, rows)
-        f1_ours, f1_vader = macro_f1(truth, ours, BINARY), macro_f1(truth, vader, BINARY)
+        clear = r.subset(r.name, r.binary_rows())
+        f1_ours = macro_f1(clear.truth, clear.ours_binary, BINARY)
+        f1_vader = macro_f1(clear.truth, clear.vader_binary, BINARY)
         lines.append(
-            f"| {r.name} | {len(rows)} | {f1_ours:.3f} | {f1_vader:.3f} | "
-            f"{100 * (f1_ours - f1_vader):+.1f} | {accuracy(truth, ours):.3f} | "
-            f"{accuracy(truth, vader):.3f} | {len(r.truth)} | "
+            f"| {r.name} | {len(clear.truth)} | {f1_ours:.3f} | {f1_vader:.3f} | "
+            f"{100 * (f1_ours - f1_vader):+.1f} | {accuracy(clear.truth, clear.ours_binary):.3f} | "
+            f"{accuracy(clear.truth, clear.vader_binary):.3f} | {len(r.truth)} | "
             f"{macro_f1(r.truth, r.ours_three_way, THREE_WAY):.3f} | "
             f"{macro_f1(r.truth, r.vader_three_way, THREE_WAY):.3f} |"
         )

@@ -3,7 +3,7 @@
 import pytest
 
 from moodmoji.cli import build_parser, main
-from sentiment.evaluate import write_results
+from sentiment.evaluate import Scored, results_table, write_results
 
 
 @pytest.mark.parametrize(
@@ -50,3 +50,18 @@ def test_eval_results_replace_only_their_section(tmp_path):
     assert text.startswith("# Sentiment\n\nProse that stays.\n")
     assert "second run" in text and "| 2 |" in text
     assert "first run" not in text and "| 1 |" not in text
+
+
+def test_results_table_scores_clear_rows_binary_and_all_rows_three_way():
+    scored = Scored(
+        name="toy",
+        truth=["positive", "negative", "neutral"],
+        ours_binary=["positive", "negative", "positive"],
+        ours_three_way=["positive", "negative", "neutral"],
+        vader_binary=["negative", "negative", "positive"],
+        vader_three_way=["neutral", "negative", "neutral"],
+    )
+    row = results_table([scored]).splitlines()[-1]
+    # VADER, binary on the two clear rows: positive F1 0, negative F1 2/3 -> 0.333.
+    # VADER, three-way: positive 0, negative 1, neutral 2/3 -> 0.556.
+    assert row == "| toy | 2 | 1.000 | 0.333 | +66.7 | 1.000 | 0.500 | 3 | 1.000 | 0.556 |"
