@@ -9,7 +9,7 @@ VENV        := .venv
 BIN         := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint format lock clean
+.PHONY: setup test demo bench lint format lock clean
 
 setup: $(VENV_DIR)/.complete
 	@ln -sfn $(VENV_DIR) $(VENV)
@@ -30,6 +30,15 @@ $(VENV_DIR)/.complete: requirements.lock
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+DEMO_TEXT ?= I just got the job, I can't stop smiling!
+demo: setup
+	$(BIN)/moodmoji demo "$(DEMO_TEXT)" --out emoji.png
+
+# Speed measurements; each writes its own section of docs/benchmarks.md.
+bench: setup
+	$(BIN)/moodmoji bench sentiment
+	$(BIN)/moodmoji bench worker
 
 lint: setup
 	$(BIN)/ruff check .

@@ -11,15 +11,13 @@ in-process queue, state in memory); `--redis` uses the real queue and shared sta
 """
 
 import asyncio
-import contextlib
 import re
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.core import ButtonState, EmojiReply, EmojiService, Refusal, Skipped
-from bot.render import half_blocks
+from moodmoji.terminal import half_blocks
 
 HELP = """\
 type a message: a clear mood gets an emoji (auto-suggest)
@@ -141,35 +139,6 @@ class ChatSession:
         if self.pictures:
             turn.lines.append(half_blocks(result.png, self.width))
         turn.lines.append(f"{plain(result.caption)}\n  saved {path}  · /reroll · /flip")
-
-
-@contextlib.asynccontextmanager
-async def embedded_worker(transport, worker_settings, samplers=None) -> AsyncIterator[object]:
-    """A sampling service in this process on `transport` (registry models, or `samplers`)."""
-    # worker exposes no embedded-worker helper in its public surface; its service module
-    # is torch-free at import (torch loads with the models), so it is imported only here.
-    from worker import LABELS, ModelRegistry
-    from worker.service import SamplingService
-
-    if samplers is None:
-        registry = ModelRegistry(worker_settings.registry_dir, worker_settings.models_dir)
-        version = registry.active_version()
-        for label in LABELS:
-            registry.checkpoint_path(label, version)  # RegistryError: one line, not a traceback
-        service = SamplingService(transport, worker_settings, registry=registry, worker_id="chat")
-    else:
-        service = SamplingService(transport, worker_settings, samplers=samplers, worker_id="chat")
-    running = asyncio.create_task(service.run())
-    ready = asyncio.create_task(service.wait_ready())
-    await asyncio.wait({running, ready}, return_when=asyncio.FIRST_COMPLETED)
-    if running.done():
-        ready.cancel()
-        running.result()  # raises why it could not start
-    try:
-        yield service
-    finally:
-        service.request_stop()
-        await running
 
 
 async def chat_loop(session: ChatSession, lines=None, out=None) -> int:

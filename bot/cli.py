@@ -52,10 +52,16 @@ def run_chat(args: argparse.Namespace) -> int:
 
 
 async def _chat(args: argparse.Namespace, settings) -> int:
-    from bot.chat import ChatSession, chat_loop, embedded_worker
+    from bot.chat import ChatSession, chat_loop
     from bot.core import EmojiService
     from bot.state import MemoryState, RedisState
-    from worker import InProcessTransport, RedisStreamsTransport, WorkerClient, WorkerSettings
+    from worker import (
+        InProcessTransport,
+        RedisStreamsTransport,
+        WorkerClient,
+        WorkerSettings,
+        embedded_worker,
+    )
 
     worker_settings = WorkerSettings()
     async with contextlib.AsyncExitStack() as stack:

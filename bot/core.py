@@ -25,7 +25,15 @@ from pydantic import ValidationError
 
 from bot.settings import BotSettings
 from bot.state import BotState, GuildSettings
-from worker import LABELS, ModelRegistry, Origin, RequestTimedOut, WorkerBusy, WorkerClient
+from worker import (
+    LABELS,
+    ModelRegistry,
+    Origin,
+    RequestTimedOut,
+    WorkerBusy,
+    WorkerClient,
+    registry_from_settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -510,9 +518,7 @@ class EmojiService:
 
     def registry(self) -> ModelRegistry:
         if self._registry is None:
-            from worker.cli import make_registry
-
-            self._registry = make_registry(self.client.settings)
+            self._registry = registry_from_settings(self.client.settings)
         return self._registry
 
     async def status(self) -> str:

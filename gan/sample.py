@@ -69,9 +69,11 @@ class EmojiSampler:
         return [tensor_to_images(t, size) for t in self.sample_tensor(requests)]
 
 
-def png_bytes(image: Image.Image) -> bytes:
+def png_bytes(image: Image.Image, compress_level: int = 1) -> bytes:
+    """PNG bytes. A low zlib level: level 1 encodes an emoji in ~2 ms for ~10% more bytes
+    than level 6 with `optimize`, which costs ~10x the time a live queue cannot spare."""
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
+    image.save(buffer, format="PNG", compress_level=compress_level)
     return buffer.getvalue()
 
 

@@ -19,7 +19,6 @@ import pytest
 from PIL import Image
 from worker_helpers import REPO, tiny_models  # noqa: F401
 
-from bot.chat import embedded_worker
 from bot.cogs.emoji import EmojiButton, EmojiNameModal
 from bot.core import (
     CUSTOM_ID_TEMPLATE,
@@ -35,7 +34,7 @@ from bot.core import (
 from bot.discord_bot import MoodmojiBot
 from bot.settings import BotSettings
 from bot.state import MemoryState
-from worker import InProcessTransport, ModelRegistry, WorkerClient, WorkerSettings
+from worker import InProcessTransport, ModelRegistry, WorkerClient, WorkerSettings, embedded_worker
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -571,7 +570,7 @@ def test_the_token_is_secret_and_missing_it_is_a_one_line_error(tmp_path):
 def test_bot_modules_never_import_torch():
     code = (
         "import sys\n"
-        "import bot, bot.cli, bot.core, bot.state, bot.chat, bot.render, bot.discord_bot\n"
+        "import bot, bot.cli, bot.core, bot.state, bot.chat, bot.discord_bot, moodmoji.terminal\n"
         "import bot.cogs.emoji, bot.cogs.autosuggest, bot.cogs.admin, bot.discord_io\n"
         "from moodmoji.cli import build_parser\n"
         "build_parser()\n"

@@ -9,10 +9,10 @@ from PIL import Image
 from test_bot import HAPPY, bot_settings, samplers  # noqa: F401
 from worker_helpers import REDIS_URL, tiny_models  # noqa: F401
 
-from bot.chat import ChatSession, chat_loop, embedded_worker
+from bot.chat import ChatSession, chat_loop
 from bot.core import EmojiReply, EmojiService, Refusal, RefusalKind, Skipped, Suggestion
 from bot.state import MemoryState, RedisState
-from worker import InProcessTransport, WorkerClient, WorkerSettings
+from worker import InProcessTransport, WorkerClient, WorkerSettings, embedded_worker
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -10,7 +10,10 @@ from PIL import Image
 from worker_helpers import tiny_models
 
 from moodmoji.cli import main
-from worker.demo import UPPER_HALF_BLOCK, half_blocks, mood_to_label, seed_for
+from moodmoji.terminal import half_blocks
+from worker.demo import mood_to_label, seed_for
+
+UPPER_HALF_BLOCK = "\u2580"
 
 
 def test_demo_prints_the_mood_and_saves_the_emoji(tmp_path, monkeypatch, capsys, tiny_models):

@@ -5,6 +5,7 @@ The sampling service loads torch only when it loads models.
 """
 
 from worker.client import RequestTimedOut, WorkerBusy, WorkerClient
+from worker.embedded import embedded_worker
 from worker.protocol import (
     LABELS,
     PROTOCOL_VERSION,
@@ -17,7 +18,7 @@ from worker.protocol import (
     decode_result,
 )
 from worker.redis_transport import RedisStreamsTransport
-from worker.registry import ModelRegistry, RegistryError
+from worker.registry import ModelRegistry, RegistryError, registry_from_settings
 from worker.settings import WorkerSettings
 from worker.transport import DeadLetter, Delivery, InProcessTransport, Transport
 
@@ -42,4 +43,6 @@ __all__ = [
     "WorkerSettings",
     "decode_request",
     "decode_result",
+    "embedded_worker",
+    "registry_from_settings",
 ]

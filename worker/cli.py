@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 from moodmoji.errors import MoodmojiError
+from worker.registry import registry_from_settings
 
 log = logging.getLogger(__name__)
 
@@ -88,19 +89,6 @@ def _settings(args: argparse.Namespace):
     return WorkerSettings(**{k: v for k, v in overrides.items() if v is not None})
 
 
-def make_registry(settings):
-    """The registry the settings name, reading the active version from Redis if asked to."""
-    from worker.registry import ModelRegistry
-
-    if not settings.registry_redis_key:
-        return ModelRegistry(settings.registry_dir, settings.models_dir)
-    import redis
-
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-    key = f"{settings.queue_prefix}:registry:active"
-    return ModelRegistry(settings.registry_dir, settings.models_dir, client, key)
-
-
 def run_worker(args: argparse.Namespace) -> int:
     from worker.protocol import LABELS
     from worker.redis_transport import RedisStreamsTransport
@@ -110,7 +98,7 @@ def run_worker(args: argparse.Namespace) -> int:
     unknown = sorted(set(settings.worker_labels) - set(LABELS))
     if unknown:
         raise MoodmojiError(f"unknown label {unknown[0]!r}; labels are {', '.join(LABELS)}")
-    registry = make_registry(settings)
+    registry = registry_from_settings(settings)
     version = registry.active_version()
     for label in settings.worker_labels:
         registry.checkpoint_path(label, version)  # a missing model is a one-line error
@@ -137,7 +125,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def run_models_list(args: argparse.Namespace) -> int:
-    registry = make_registry(_settings(args))
+    registry = registry_from_settings(_settings(args))
     active = registry.active_version()
     for version in registry.versions():
         meta = registry.meta(version)
@@ -149,7 +137,7 @@ def run_models_list(args: argparse.Namespace) -> int:
 
 
 def run_models_publish(args: argparse.Namespace) -> int:
-    registry = make_registry(_settings(args))
+    registry = registry_from_settings(_settings(args))
     checkpoints = {
         label: path
         for label, path in (("positive", args.positive), ("negative", args.negative))
@@ -165,7 +153,7 @@ def run_models_publish(args: argparse.Namespace) -> int:
 
 def run_models_activate(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    make_registry(settings).activate(args.version)
+    registry_from_settings(settings).activate(args.version)
     print(f"{args.version} is active; workers switch within {settings.registry_poll_s:g} s")
     return 0
 

@@ -132,3 +132,14 @@ class ModelRegistry:
             self.redis.set(self.key, version)
         self.root.mkdir(parents=True, exist_ok=True)
         _write_atomically(self.root / ACTIVE_FILE, version + "\n")
+
+
+def registry_from_settings(settings) -> "ModelRegistry":
+    """The registry the settings name, reading the active version from Redis if asked to."""
+    if not settings.registry_redis_key:
+        return ModelRegistry(settings.registry_dir, settings.models_dir)
+    import redis
+
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    key = f"{settings.queue_prefix}:registry:active"
+    return ModelRegistry(settings.registry_dir, settings.models_dir, client, key)
