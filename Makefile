@@ -31,7 +31,7 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-DEMO_TEXT ?= I just got the job, I can't stop smiling!
+DEMO_TEXT ?= I just got the job, so happy!
 demo: setup
 	$(BIN)/moodmoji demo "$(DEMO_TEXT)" --out emoji.png
 

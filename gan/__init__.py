@@ -21,7 +21,7 @@ _EXPORTS = {
     "load_label_images": "gan.data",
     "make_procedural_dataset": "gan.data",
     "tensor_to_images": "gan.data",
-    "resolve_device": "gan.device",
+    "resolve_device": "moodmoji.device",
     "to_rgb_square": "gan.images",
     "DCGANGenerator": "gan.models",
     "DeLiGANGenerator": "gan.models",

@@ -157,9 +157,9 @@ def sample_command(args: argparse.Namespace) -> int:
 
 def evaluate_command(args: argparse.Namespace) -> int:
     from gan.data import load_label_images
-    from gan.device import resolve_device
     from gan.metrics import Evaluator, generate, load_or_train_classifier
     from gan.sample import EmojiSampler, resolve_checkpoint
+    from moodmoji.device import resolve_device
 
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     device = resolve_device(args.device)
@@ -251,10 +251,10 @@ def experiment_command(args: argparse.Namespace) -> int:
 
 def _score_shipped(args: argparse.Namespace, labels: list[str]) -> dict[str, dict]:
     from gan.data import load_label_images
-    from gan.device import resolve_device
     from gan.experiment import BUDGETS, FINAL_METRICS
     from gan.metrics import Evaluator, generate, load_or_train_classifier
     from gan.sample import EmojiSampler
+    from moodmoji.device import resolve_device
 
     settings = CommonSettings()
     device = resolve_device(args.device)

@@ -120,9 +120,9 @@ def run_experiment(
 ) -> list[Run]:
     """Train (or resume) every run, then score each one's best generator."""
     from gan.data import load_label_images
-    from gan.device import resolve_device
     from gan.metrics import Evaluator, generate, load_or_train_classifier
     from gan.sample import EmojiSampler
+    from moodmoji.device import resolve_device
     from moodmoji.settings import CommonSettings
 
     cache_dir = cache_dir or CommonSettings().cache_dir

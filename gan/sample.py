@@ -16,8 +16,8 @@ from gan.checkpoint import (
 )
 from gan.config import TrainConfig
 from gan.data import tensor_to_images
-from gan.device import resolve_device
 from gan.models import Generator, build_generator, cat_latents
+from moodmoji.device import resolve_device
 
 
 class EmojiSampler:

@@ -33,9 +33,9 @@ from gan.checkpoint import (
 )
 from gan.config import TrainConfig
 from gan.data import load_label_images, random_flip
-from gan.device import resolve_device
 from gan.diffaugment import diff_augment, parse_policy
 from gan.models import DeLiGANGenerator, build_discriminator, build_generator
+from moodmoji.device import resolve_device
 
 log = logging.getLogger(__name__)
 

@@ -11,13 +11,9 @@ from typing import Protocol
 
 import torch
 
+from moodmoji.device import resolve_device
 from moodmoji.errors import MoodmojiError
-from sentiment.encoder import (
-    SentenceEncoder,
-    limit_cpu_threads,
-    packaged_encoder_dir,
-    resolve_device,
-)
+from sentiment.encoder import SentenceEncoder, limit_cpu_threads, packaged_encoder_dir
 from sentiment.features import build_features
 from sentiment.head import load_head
 from sentiment.settings import SentimentSettings

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 from transformers import AutoModel, AutoTokenizer
+from transformers.utils import logging as transformers_logging
 
 from moodmoji.errors import MoodmojiError
 
@@ -33,23 +34,6 @@ def packaged_encoder_dir() -> Path:
     return folder
 
 
-def resolve_device(name: str) -> torch.device:
-    """`auto` picks cuda, then mps, then cpu; anything else must be available."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise MoodmojiError(f"unknown torch device {name!r}: {error}") from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise MoodmojiError(f"device {name!r} asked for, but torch sees no CUDA device")
-    return device
-
-
 def limit_cpu_threads(device: torch.device, threads: int) -> None:
     """Cap torch's intra-op threads for cpu inference (process-wide); 0 leaves the default."""
     if device.type == "cpu" and threads > 0:
@@ -66,6 +50,8 @@ class SentenceEncoder:
         self.device = device
         self.max_length = max_length
         self.batch_size = batch_size
+        # A per-tensor "Loading weights" bar is noise in a chat or a demo.
+        transformers_logging.disable_progress_bar()
         self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         self.model = AutoModel.from_pretrained(folder, local_files_only=True).to(device).eval()
 

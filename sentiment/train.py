@@ -15,9 +15,10 @@ from pathlib import Path
 
 import torch
 
+from moodmoji.device import resolve_device
 from sentiment.cleaning import clean_message
 from sentiment.data import CLEAR_RATING, RatedSentence, fetch_corpus, load_sentences
-from sentiment.encoder import SentenceEncoder, packaged_encoder_dir, resolve_device
+from sentiment.encoder import SentenceEncoder, packaged_encoder_dir
 from sentiment.features import cached_features
 from sentiment.head import DOMAINS, LABELS, HeadMetadata, MoodHead, save_head
 from sentiment.metrics import macro_f1

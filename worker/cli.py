@@ -121,6 +121,10 @@ def run_worker(args: argparse.Namespace) -> int:
 def run_demo(args: argparse.Namespace) -> int:
     from worker.demo import run_demo as demo
 
+    # A demo shows its result; the embedded service's start/stop lines are for operators.
+    if not args.verbose:
+        logging.getLogger("worker").setLevel(logging.WARNING)
+
     return demo(args.text, args.out, args.seed, args.size, not args.no_show, _settings(args))
 
 

@@ -7,10 +7,17 @@ wrong type or size are reported by name and skipped; the rest are normalised
 like the built images (64x64 RGB on white), and any whose pixels the set
 already holds, or that appear twice in the source, are dropped as duplicates.
 The updated set is written beside the old one and swapped in, like a build.
+
+A zip is checked as a whole before anything in it is read (`ZipLimits`): too many
+entries, too many bytes once unpacked, a suspicious compression ratio (a zip bomb),
+names that climb out of the archive (`../`, absolute paths, drive letters) and
+symbolic links refuse the whole upload with one clear error. Entries are only ever
+read into memory, never extracted under their own names.
 """
 
 import io
 import shutil
+import stat
 import zipfile
 from collections import Counter
 from collections.abc import Iterator
@@ -38,6 +45,71 @@ IMAGE_FORMATS = {"PNG", "JPEG", "WEBP", "GIF", "BMP"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"}
 
 
+@dataclass(frozen=True)
+class ZipLimits:
+    """What an uploaded zip may hold; anything past these refuses the whole zip."""
+
+    max_entries: int = 5_000
+    max_total_bytes: int = 200 * 1024 * 1024  # uncompressed, all entries together
+    max_entry_bytes: int = 20 * 1024 * 1024  # uncompressed, one entry
+    max_ratio: float = 200.0  # uncompressed / compressed, per entry and overall
+
+
+class UnsafeZipError(MoodmojiError):
+    """A zip refused as a whole: a bomb, path traversal, links, or too large."""
+
+
+def _unsafe_name(name: str) -> bool:
+    """True for names that would land outside a folder they were extracted into."""
+    normalised = name.replace("\\", "/")
+    parts = normalised.split("/")
+    return (
+        normalised.startswith("/")
+        or (len(normalised) > 1 and normalised[1] == ":")  # C:/...
+        or ".." in parts
+        or "\x00" in name
+    )
+
+
+def check_zip(archive: zipfile.ZipFile, limits: ZipLimits) -> None:
+    """Refuse the zip unless every entry is a plain file with a safe name within `limits`."""
+    entries = archive.infolist()
+    if len(entries) > limits.max_entries:
+        raise UnsafeZipError(
+            f"the zip holds {len(entries)} entries; at most {limits.max_entries} are accepted"
+        )
+    total = compressed = 0
+    for info in entries:
+        if _unsafe_name(info.filename):
+            raise UnsafeZipError(
+                f"the zip entry {info.filename!r} points outside the archive; refused"
+            )
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise UnsafeZipError(f"the zip entry {info.filename!r} is a symbolic link; refused")
+        if info.file_size > limits.max_entry_bytes:
+            raise UnsafeZipError(
+                f"the zip entry {info.filename!r} unpacks to {info.file_size} bytes; "
+                f"at most {limits.max_entry_bytes} per file are accepted"
+            )
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > 1024 * 1024 and ratio > limits.max_ratio:
+            raise UnsafeZipError(
+                f"the zip entry {info.filename!r} is compressed {ratio:.0f}:1, "
+                "like a zip bomb; refused"
+            )
+        total += info.file_size
+        compressed += info.compress_size
+    if total > limits.max_total_bytes:
+        raise UnsafeZipError(
+            f"the zip unpacks to {total} bytes; at most {limits.max_total_bytes} are accepted"
+        )
+    if total > 1024 * 1024 and total / max(compressed, 1) > limits.max_ratio:
+        raise UnsafeZipError(
+            f"the zip is compressed {total / max(compressed, 1):.0f}:1 overall, "
+            "like a zip bomb; refused"
+        )
+
+
 @dataclass
 class ImportReport:
     set_dir: Path
@@ -48,10 +120,11 @@ class ImportReport:
     unlabelled: list[str] = field(default_factory=list)  # not under positive/ or negative/
 
 
-def _source_files(source: Path) -> Iterator[tuple[str, bytes]]:
+def _source_files(source: Path, limits: ZipLimits) -> Iterator[tuple[str, bytes]]:
     """(name inside the source, contents) for every file, hidden files left out."""
     if zipfile.is_zipfile(source):
         with zipfile.ZipFile(source) as archive:
+            check_zip(archive, limits)
             for info in archive.infolist():
                 parts = Path(info.filename).parts
                 if info.is_dir() or any(p.startswith((".", "__MACOSX")) for p in parts):
@@ -69,10 +142,16 @@ def _label_of(name: str) -> str | None:
     return next((part for part in folders if part in LABELS), None)
 
 
-def _decode(data: bytes) -> Image.Image:
+class _TooLarge(ValueError):
+    """An image whose header announces more pixels than we accept: never decoded."""
+
+
+def _decode(data: bytes, max_side: int) -> Image.Image:
     """The fully decoded image; raises on anything Pillow cannot read to the last byte."""
     with Image.open(io.BytesIO(data)) as probe:
         probe.verify()  # checksums and structure, without decoding pixels
+        if max(probe.size) > max_side:  # checked before decoding: a tiny file can claim 50k x 50k
+            raise _TooLarge(f"{probe.size[0]}x{probe.size[1]}")
     image = Image.open(io.BytesIO(data))
     image.load()  # decoding catches truncated pixel data that verify() lets through
     return image
@@ -85,7 +164,12 @@ def import_images(
     min_side: int = 32,
     max_side: int = 4096,
     size: int = IMAGE_SIZE,
+    zip_limits: ZipLimits | None = None,
 ) -> ImportReport:
+    """Add the labelled images of `source` (a folder or a zip) to the set in `set_dir`.
+
+    Raises `UnsafeZipError` for a zip that is refused as a whole (see `ZipLimits`).
+    """
     if not source.exists():
         raise MoodmojiError(f"nothing to import: {source} does not exist")
     if source.is_file() and not zipfile.is_zipfile(source):
@@ -102,7 +186,7 @@ def import_images(
     report = ImportReport(set_dir)
     new_rows: list[ManifestRow] = []
     new_images: list[Image.Image] = []
-    for name, data in _source_files(source):
+    for name, data in _source_files(source, zip_limits or ZipLimits()):
         label = _label_of(name)
         if label is None:
             report.unlabelled.append(name)
@@ -111,7 +195,12 @@ def import_images(
             report.rejected.append((name, "not an image file type"))
             continue
         try:
-            image = _decode(data)
+            image = _decode(data, max_side)
+        except _TooLarge as error:
+            report.rejected.append(
+                (name, f"{error}: sides must lie between {min_side} and {max_side}")
+            )
+            continue
         except UnidentifiedImageError:
             report.corrupt.append((name, "not an image Pillow can read"))
             continue
