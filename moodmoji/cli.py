@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench = subparsers.add_parser(
         "bench", help="measure speed; results go to docs/benchmarks.md"
     ).add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
+    settings = subparsers.add_parser("settings", help="every MOODMOJI_* setting and its value")
+    settings.add_argument("--example", action="store_true", help="print .env.example instead")
+    settings.set_defaults(handler=show_settings)
     for module_name in COMMAND_MODULES:
         try:
             module = importlib.import_module(module_name)
@@ -47,6 +50,24 @@ def build_parser() -> argparse.ArgumentParser:
         if hasattr(module, "register_bench"):
             module.register_bench(bench)
     return parser
+
+
+def show_settings(args: argparse.Namespace) -> int:
+    from moodmoji.settings_doc import env_example, settings_classes
+
+    if args.example:
+        print(env_example(), end="")
+        return 0
+    seen: set[str] = set()
+    for title, cls in settings_classes():
+        values = cls().model_dump()  # SecretStr fields dump as '**********'
+        rows = [(name, value) for name, value in values.items() if name not in seen]
+        if rows:
+            print(f"{title}:")
+        for name, value in rows:
+            seen.add(name)
+            print(f"  MOODMOJI_{name.upper()} = {value}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,40 @@
+"""Settings: the MOODMOJI_ prefix, .env files, and .env.example kept in step with the code."""
+
+from pathlib import Path
+
+from moodmoji.cli import main
+from moodmoji.settings import CommonSettings
+from moodmoji.settings_doc import env_example, settings_classes
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_environment_variables_use_the_moodmoji_prefix(monkeypatch):
+    monkeypatch.setenv("MOODMOJI_DEVICE", "cpu")
+    monkeypatch.setenv("MOODMOJI_RUNS_DIR", "/tmp/elsewhere")
+    settings = CommonSettings()
+    assert settings.device == "cpu" and str(settings.runs_dir) == "/tmp/elsewhere"
+
+
+def test_a_dotenv_file_in_the_working_directory_is_read(monkeypatch, tmp_path):
+    (tmp_path / ".env").write_text("MOODMOJI_REDIS_URL=redis://127.0.0.1:6390/2\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MOODMOJI_REDIS_URL", raising=False)
+    assert CommonSettings().redis_url == "redis://127.0.0.1:6390/2"
+
+
+def test_env_example_lists_every_setting_of_every_package(monkeypatch):
+    monkeypatch.chdir(REPO)
+    text = (REPO / ".env.example").read_text()
+    assert text == env_example(), "run `moodmoji settings --example > .env.example`"
+    for _, cls in settings_classes():
+        for name in cls.model_fields:
+            assert f"MOODMOJI_{name.upper()}=" in text
+
+
+def test_settings_command_never_prints_the_discord_token(monkeypatch, capsys):
+    monkeypatch.setenv("MOODMOJI_DISCORD_TOKEN", "super-secret-token-value")
+    assert main(["settings"]) == 0
+    out = capsys.readouterr().out
+    assert "super-secret-token-value" not in out
+    assert "MOODMOJI_DISCORD_TOKEN" in out
