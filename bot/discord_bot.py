@@ -4,7 +4,9 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 import signal
+import socket
 
 import discord
 from discord.ext import commands
@@ -28,7 +30,9 @@ def command_tree_hash(tree: discord.app_commands.CommandTree, guild: discord.Obj
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-class MoodmojiBot(commands.Bot):
+class MoodmojiBot(commands.AutoShardedBot):
+    """Runs the shards `bot_shard_ids` of `bot_shard_count` (default: all, as Discord advises)."""
+
     def __init__(self, service: EmojiService, settings: BotSettings, *, force_sync: bool = False):
         intents = discord.Intents.default()
         intents.message_content = settings.bot_message_content_intent
@@ -37,6 +41,8 @@ class MoodmojiBot(commands.Bot):
             intents=intents,
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
+            shard_ids=settings.bot_shard_ids,
+            shard_count=settings.bot_shard_count,
         )
         self.service = service
         self.settings = settings
@@ -55,8 +61,11 @@ class MoodmojiBot(commands.Bot):
         """Sync only with --sync or when the command tree changed since the last sync.
 
         Discord rate-limits syncs hard; the hash of the last synced tree lives in Redis,
-        so restarts (and a fleet of bot processes) do not sync again.
+        so restarts do not sync again. In a sharded fleet only the process running shard 0
+        syncs: commands are global, and N processes rolling out together would race.
         """
+        if self.settings.bot_shard_ids is not None and 0 not in self.settings.bot_shard_ids:
+            return False
         guild_id = self.settings.dev_guild_id
         guild = discord.Object(id=guild_id) if guild_id else None
         if guild is not None:
@@ -83,13 +92,27 @@ class MoodmojiBot(commands.Bot):
         log.info("logged in as %s (%s) in %d guilds", self.user, self.user.id, len(self.guilds))
 
 
+def reply_stream_name(settings: BotSettings) -> str | None:
+    """This process's reply stream, named after its shards so operators can tell them apart.
+
+    The host and pid keep two processes apart even if they were (wrongly) given the same
+    shards; None leaves the client's default (host-pid-random).
+    """
+    if settings.bot_shard_ids is None:
+        return None
+    shards = "-".join(str(i) for i in sorted(settings.bot_shard_ids))
+    return f"shard-{shards}-of-{settings.bot_shard_count}-{socket.gethostname()}-{os.getpid()}"
+
+
 def build_service(settings: BotSettings) -> EmojiService:
-    """The production wiring: Redis queue, Redis state."""
+    """The production wiring: Redis queue (answers on this process's own stream), Redis state."""
     from bot.state import RedisState
     from worker import RedisStreamsTransport, WorkerClient, WorkerSettings
 
     worker_settings = WorkerSettings()
-    client = WorkerClient(RedisStreamsTransport(worker_settings), worker_settings)
+    client = WorkerClient(
+        RedisStreamsTransport(worker_settings), worker_settings, reply_stream_name(settings)
+    )
     return EmojiService(client, RedisState(settings), settings)
 
 

@@ -7,9 +7,10 @@ defaults a guild starts from.
 """
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
 
 from moodmoji.settings import CommonSettings
 
@@ -63,6 +64,39 @@ class BotSettings(CommonSettings):
         "reply",
         description="default: reply with a generated emoji, or react with a stock mood emoji",
     )
+    # Sharding: each bot process runs some of Discord's shards and owns its own reply
+    # stream, so workers answer the process whose shard got the message.
+    bot_shard_count: int | None = Field(
+        None, ge=1, description="total shards across all bot processes; empty: Discord's advice"
+    )
+    bot_shard_ids: Annotated[list[int] | None, NoDecode] = Field(
+        None,
+        description="shards this process runs, e.g. 0,1 (needs bot_shard_count); empty: all",
+    )
     chat_output_dir: Path = Field(
         Path("runs/chat"), description="where `moodmoji chat` saves the emojis it generates"
     )
+
+    @field_validator("bot_shard_ids", mode="before")
+    @classmethod
+    def _shard_ids_from_text(cls, value):
+        """`3`, `0,1` or `[0, 1]`: a StatefulSet hands a pod its index as plain text."""
+        if isinstance(value, int):
+            return [value]
+        if isinstance(value, str):
+            text = value.strip().strip("[]")
+            return [int(part) for part in text.split(",") if part.strip()] or None
+        return value
+
+    @model_validator(mode="after")
+    def _shards_fit_the_count(self) -> "BotSettings":
+        ids = self.bot_shard_ids
+        if ids is None:
+            return self
+        if self.bot_shard_count is None:
+            raise ValueError("bot_shard_ids needs bot_shard_count (the total across processes)")
+        if len(set(ids)) != len(ids) or not all(0 <= i < self.bot_shard_count for i in ids):
+            raise ValueError(
+                f"bot_shard_ids must be distinct numbers from 0 to {self.bot_shard_count - 1}"
+            )
+        return self
