@@ -72,6 +72,12 @@ def register_bench(bench_subparsers) -> None:
     bench.add_argument("--no-write", action="store_true", help="print, do not touch the docs")
     bench.set_defaults(handler=run_bench)
 
+    from worker.loadbench import add_arguments, run_load_bench  # no torch at import
+
+    load = bench_subparsers.add_parser("load", help="N bot clients, M workers, one local Redis")
+    add_arguments(load)
+    load.set_defaults(handler=lambda args: run_load_bench(args, _settings(args)))
+
 
 def _settings(args: argparse.Namespace):
     from worker.settings import WorkerSettings
