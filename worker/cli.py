@@ -1,4 +1,5 @@
-"""`moodmoji worker` (the sampling service), `moodmoji models` (the registry), `bench worker`."""
+"""`moodmoji worker` (the sampling service), `moodmoji models` (the registry), `moodmoji retrain`
+(operator retraining, see docs/operators.md), `bench worker`."""
 
 import argparse
 import asyncio
@@ -40,17 +41,56 @@ def register(subparsers) -> None:
     models = subparsers.add_parser("models", help="the model registry the workers serve from")
     models.add_argument("--registry", type=Path, help="model registry folder")
     actions = models.add_subparsers(dest="action", metavar="ACTION", required=True)
-    listing = actions.add_parser("list", help="versions, and which one is active")
+    listing = actions.add_parser("list", help="versions with their scores; * marks the live one")
     listing.set_defaults(handler=run_models_list)
+    show = actions.add_parser("show", help="a version's metrics, lineage, data and files")
+    show.add_argument("version")
+    show.set_defaults(handler=run_models_show)
+    promote = actions.add_parser(
+        "promote", help="make a version live, unless its FID/KID is worse than the live one's"
+    )
+    promote.add_argument("version")
+    promote.add_argument("--force", action="store_true", help="promote even if worse")
+    promote.set_defaults(handler=run_models_promote)
+    rollback = actions.add_parser("rollback", help="go back to the version before the last promote")
+    rollback.set_defaults(handler=run_models_rollback)
+    compare = actions.add_parser(
+        "compare", help="score the live version on a version's reference images, for promote"
+    )
+    compare.add_argument("version")
+    compare.set_defaults(handler=run_models_compare)
     publish = actions.add_parser("publish", help="add a version from checkpoints")
     publish.add_argument("version")
     publish.add_argument("--positive", type=Path, help="checkpoint for positive emojis")
     publish.add_argument("--negative", type=Path, help="checkpoint for negative emojis")
-    publish.add_argument("--activate", action="store_true", help="make it live at once")
+    publish.add_argument("--activate", action="store_true", help="make it live at once, unchecked")
     publish.set_defaults(handler=run_models_publish)
-    activate = actions.add_parser("activate", help="make a version live on every worker")
+    activate = actions.add_parser(
+        "activate", help="make a version live with no check and no rollback entry (prefer promote)"
+    )
     activate.add_argument("version")
     activate.set_defaults(handler=run_models_activate)
+
+    retrain = subparsers.add_parser(
+        "retrain", help="train the live configuration on your images into a new model version"
+    )
+    retrain.add_argument(
+        "--data", type=Path, help="folder with positive/ and negative/ images, or such a zip"
+    )
+    retrain.add_argument("--from", dest="from_version", help="fine-tune this version's generators")
+    retrain.add_argument("--labels", nargs="+", help="labels to retrain (default: both)")
+    retrain.add_argument("--epochs", type=int, help="epochs per label (default: see settings)")
+    retrain.add_argument("--version", help="name of the new version (default: retrain-<job>)")
+    retrain.add_argument("--job", help="job folder name (default: derived from the request)")
+    retrain.add_argument("--restart", action="store_true", help="discard the job's earlier work")
+    retrain.add_argument("--registry", type=Path, help="model registry folder")
+    retrain.add_argument("--device", help="cpu, cuda, cuda:1, mps or auto")
+    retrain.add_argument(
+        "--serve",
+        action="store_true",
+        help="instead: take retrain jobs from the Redis stream (Discord's /emoji-admin retrain)",
+    )
+    retrain.set_defaults(handler=run_retrain)
 
 
 def register_bench(bench_subparsers) -> None:
@@ -134,15 +174,90 @@ def run_demo(args: argparse.Namespace) -> int:
     return demo(args.text, args.out, args.seed, args.size, not args.no_show, _settings(args))
 
 
+def _retrain_settings(args: argparse.Namespace):
+    from worker.retraining import RetrainSettings
+
+    overrides = {
+        "registry_dir": getattr(args, "registry", None),
+        "device": getattr(args, "device", None),
+    }
+    return RetrainSettings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _scores_text(metrics: dict) -> str:
+    return "; ".join(
+        f"{label} " + " ".join(f"{k}={v:.4g}" for k, v in values.items())
+        for label, values in sorted(metrics.items())
+    )
+
+
 def run_models_list(args: argparse.Namespace) -> int:
     registry = registry_from_settings(_settings(args))
     active = registry.active_version()
     for version in registry.versions():
         meta = registry.meta(version)
         marker = "*" if version == active else " "
-        print(f"{marker} {version}  {', '.join(registry.labels(version))}  {json.dumps(meta)}")
+        lineage = meta.get("lineage") or {}
+        origin = f"from {lineage['base']}" if lineage.get("base") else "published"
+        scores = _scores_text(meta.get("metrics") or {}) or "no metrics"
+        labels = ", ".join(registry.labels(version))
+        print(f"{marker} {version}  [{labels}]  {origin}  {scores}")
     if active == "default":
         print(f"* default  (shipped models in {registry.default_dir})")
+    return 0
+
+
+def run_models_show(args: argparse.Namespace) -> int:
+    from worker.retraining import compare
+
+    registry = registry_from_settings(_settings(args))
+    if args.version not in registry.versions():
+        raise MoodmojiError(f"no version {args.version!r} in {registry.root}")
+    meta = registry.meta(args.version)
+    folder = registry.version_dir(args.version)
+    active = registry.active_version()
+    print(f"{args.version}{'  (live)' if args.version == active else ''}  {folder}")
+    print(json.dumps(meta, indent=2))
+    if meta.get("metrics") and args.version != active:
+        print(f"\ncompared with the live version {active}:")
+        print(compare(registry, args.version, active).table())
+    return 0
+
+
+def run_models_promote(args: argparse.Namespace) -> int:
+    from worker.retraining import check_promotion
+
+    settings = _settings(args)
+    registry = registry_from_settings(settings)
+    verdict = check_promotion(registry, args.version, args.force)
+    if verdict.comparison is not None and verdict.comparison.active_scores is not None:
+        print(verdict.comparison.table())
+    if not verdict.allowed:
+        raise MoodmojiError(f"not promoted: {verdict.reason}")
+    previous = registry.promote(args.version)
+    print(
+        f"{args.version} is live (was {previous}; {verdict.reason}); workers switch within "
+        f"{settings.registry_poll_s:g} s; `moodmoji models rollback` undoes it"
+    )
+    return 0
+
+
+def run_models_rollback(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    current, previous = registry_from_settings(settings).rollback()
+    print(
+        f"{previous} is live again (was {current}); workers switch within "
+        f"{settings.registry_poll_s:g} s"
+    )
+    return 0
+
+
+def run_models_compare(args: argparse.Namespace) -> int:
+    from worker.retraining.evaluate import compare_with_live
+
+    settings = _retrain_settings(args)
+    registry = registry_from_settings(settings)
+    print(compare_with_live(registry, args.version, settings).table())
     return 0
 
 
@@ -156,7 +271,7 @@ def run_models_publish(args: argparse.Namespace) -> int:
     if not checkpoints:
         raise MoodmojiError("give at least one of --positive and --negative")
     target = registry.publish(args.version, checkpoints, activate=args.activate)
-    state = "active" if args.activate else "not active; `moodmoji models activate` it"
+    state = "active" if args.activate else "not active; `moodmoji models promote` it"
     print(f"published {args.version} to {target} ({state})")
     return 0
 
@@ -165,6 +280,49 @@ def run_models_activate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     registry_from_settings(settings).activate(args.version)
     print(f"{args.version} is active; workers switch within {settings.registry_poll_s:g} s")
+    return 0
+
+
+def run_retrain(args: argparse.Namespace) -> int:
+    settings = _retrain_settings(args)
+    if args.serve:
+        from worker.retraining.queue import serve_retrain_jobs
+
+        serve_retrain_jobs(settings)
+        return 0
+    if args.data is None:
+        raise MoodmojiError("give --data FOLDER_OR_ZIP (or --serve to take jobs from Redis)")
+    from tqdm.auto import tqdm
+
+    from worker.retraining import RetrainSpec, retrain
+
+    spec = RetrainSpec(
+        source=str(args.data.resolve()),
+        from_version=args.from_version,
+        labels=args.labels or ["positive", "negative"],
+        epochs=args.epochs,
+        version=args.version,
+    )
+    with tqdm(total=1, unit="step", desc="retrain") as bar:
+
+        def show(progress) -> None:
+            # Units: one per epoch of each label, then evaluate and publish; tqdm shows the ETA.
+            bar.total = progress.total
+            bar.n = progress.done
+            bar.set_description(progress.stage)
+            bar.set_postfix_str(progress.detail, refresh=False)
+            bar.refresh()
+
+        state = retrain(spec, settings, on_progress=show, job_id=args.job, restart=args.restart)
+    registry = registry_from_settings(settings)
+    meta = registry.meta(state.version)
+    print(f"published {state.version} ({registry.version_dir(state.version)})")
+    from worker.retraining import compare
+
+    print(compare(registry, state.version).table())
+    print(f"`moodmoji models promote {state.version}` makes it live if it is no worse")
+    if meta.get("files"):
+        print("sample grid and curves: " + ", ".join(meta["files"].values()))
     return 0
 
 

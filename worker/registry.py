@@ -3,8 +3,13 @@
 Layout of a registry directory (shared by every worker, e.g. a mounted volume):
 
     <registry>/<version>/<label>.pt     one checkpoint per label
-    <registry>/<version>/meta.json      when and from what it was published
+    <registry>/<version>/meta.json      when and from what it was published; for a
+                                        retrained version also its metrics and lineage
+    <registry>/<version>/...            other artefacts published with it (sample grid,
+                                        training curves, the data manifest)
     <registry>/ACTIVE                   the name of the live version
+    <registry>/PROMOTIONS               the versions each promotion replaced, newest
+                                        last: what `rollback` goes back to
 
 The active version can instead come from a Redis key (`<prefix>:registry:active`),
 so one `SET` switches a whole fleet. Without a registry (no ACTIVE file, no key), the
@@ -26,6 +31,7 @@ from moodmoji.errors import MoodmojiError
 DEFAULT_VERSION = "default"
 ACTIVE_FILE = "ACTIVE"
 META_FILE = "meta.json"
+PROMOTIONS_FILE = "PROMOTIONS"
 _VERSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -98,20 +104,31 @@ class ModelRegistry:
         checkpoints: dict[str, Path],
         meta: dict | None = None,
         activate: bool = False,
+        files: dict[str, Path] | None = None,
     ) -> Path:
-        """Copy `{label: checkpoint}` in as `version`; visible to workers only once complete."""
+        """Copy `{label: checkpoint}` in as `version`; visible to workers only once complete.
+
+        `files` ({name in the version folder: source}) are published with it: grids,
+        curves, the data manifest.
+        """
         if version == DEFAULT_VERSION:
             raise RegistryError(f"{DEFAULT_VERSION!r} names the shipped models; pick another name")
         target = self.version_dir(version)
         if target.exists():
             raise RegistryError(f"version {version!r} exists already; versions are immutable")
-        missing = [str(p) for p in checkpoints.values() if not Path(p).is_file()]
+        files = files or {}
+        sources = [*checkpoints.values(), *files.values()]
+        missing = [str(p) for p in sources if not Path(p).is_file()]
         if missing:
             raise RegistryError(f"no such checkpoint: {', '.join(missing)}")
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{version}.", suffix=".partial"))
         for label, source in checkpoints.items():
             shutil.copyfile(source, staging / f"{label}.pt")
+        for name, source in files.items():
+            if "/" in name or name.endswith(".pt") or name in (META_FILE, ""):
+                raise RegistryError(f"{name!r} cannot be published as an extra file")
+            shutil.copyfile(source, staging / name)
         record = {
             "version": version,
             "published_at": time.time(),
@@ -124,6 +141,14 @@ class ModelRegistry:
             self.activate(version)
         return target
 
+    def update_meta(self, version: str, changes: dict) -> dict:
+        """Add or replace top-level fields of a version's meta.json (weights stay immutable)."""
+        if version == DEFAULT_VERSION or not (self.version_dir(version) / META_FILE).is_file():
+            raise RegistryError(f"no version {version!r} in {self.root}")
+        meta = {**self.meta(version), **changes}
+        _write_atomically(self.version_dir(version) / META_FILE, json.dumps(meta, indent=2) + "\n")
+        return meta
+
     def activate(self, version: str) -> None:
         """Make `version` live: workers switch to it between batches."""
         if version != DEFAULT_VERSION and not (self.version_dir(version) / META_FILE).is_file():
@@ -132,6 +157,36 @@ class ModelRegistry:
             self.redis.set(self.key, version)
         self.root.mkdir(parents=True, exist_ok=True)
         _write_atomically(self.root / ACTIVE_FILE, version + "\n")
+
+    # --- promotions: activations an operator can undo -----------------------
+
+    def promotions(self) -> list[str]:
+        """The versions replaced by each promotion, oldest first."""
+        path = self.root / PROMOTIONS_FILE
+        return json.loads(path.read_text()) if path.is_file() else []
+
+    def promote(self, version: str) -> str:
+        """Make `version` live and remember what it replaced; returns that version.
+
+        Checks on quality belong to the caller (`worker.retraining.check_promotion`).
+        """
+        previous = self.active_version()
+        self.activate(version)
+        if previous != version:
+            _write_atomically(
+                self.root / PROMOTIONS_FILE, json.dumps([*self.promotions(), previous]) + "\n"
+            )
+        return previous
+
+    def rollback(self) -> tuple[str, str]:
+        """Go back to the version the last promotion replaced; returns (from, to)."""
+        stack = self.promotions()
+        if not stack:
+            raise RegistryError("nothing to roll back to: no promotion has been made")
+        current, previous = self.active_version(), stack[-1]
+        self.activate(previous)  # a version that vanished raises here, and the stack stays
+        _write_atomically(self.root / PROMOTIONS_FILE, json.dumps(stack[:-1]) + "\n")
+        return current, previous
 
 
 def registry_from_settings(settings) -> "ModelRegistry":
