@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from bot.settings import BotSettings
 from bot.state import BotState, GuildSettings
+from moodmoji.errors import MoodmojiError
 from worker import (
     LABELS,
     ModelRegistry,
@@ -157,6 +158,9 @@ class RefusalKind(StrEnum):
     RATE_LIMITED = "rate_limited"
     BAD_SETTING = "bad_setting"
     NO_SUCH_VERSION = "no_such_version"
+    WORSE_MODEL = "worse_model"
+    BAD_UPLOAD = "bad_upload"
+    NO_QUEUE = "no_queue"
 
 
 @dataclass(frozen=True)
@@ -549,32 +553,112 @@ class EmojiService:
             lines.append("**latency** no requests yet")
         return "\n".join(lines)
 
-    async def promote(self, version: str) -> str | Refusal:
+    async def promote(self, version: str, force: bool = False) -> str | Refusal:
+        """Make `version` live unless its FID/KID is worse than the live one's (or `force`)."""
+        from worker.retraining import check_promotion
+
         registry = self.registry()
-        previous = await asyncio.to_thread(registry.active_version)
         try:
-            await asyncio.to_thread(registry.activate, version)
+            verdict = await asyncio.to_thread(check_promotion, registry, version, force)
         except Exception as error:  # RegistryError: unknown or malformed version
             return Refusal(RefusalKind.NO_SUCH_VERSION, str(error))
-        if previous != version:
-            await self.state.push_promotion(previous)
+        if not verdict.allowed:
+            return Refusal(RefusalKind.WORSE_MODEL, f"Not promoted: {verdict.reason}.")
+        previous = await asyncio.to_thread(registry.promote, version)
         return (
-            f"`{version}` is live (was `{previous}`); workers switch within "
+            f"`{version}` is live (was `{previous}`; {verdict.reason}); workers switch within "
             f"{self.client.settings.registry_poll_s:g} s."
         )
 
     async def rollback(self) -> str | Refusal:
         registry = self.registry()
-        previous = await self.state.pop_promotion()
-        if previous is None:
-            return Refusal(
-                RefusalKind.NO_SUCH_VERSION,
-                "Nothing to roll back to: no promotion was made with /emoji-admin promote.",
-            )
-        current = await asyncio.to_thread(registry.active_version)
         try:
-            await asyncio.to_thread(registry.activate, previous)
-        except Exception as error:
-            await self.state.push_promotion(previous)
-            return Refusal(RefusalKind.NO_SUCH_VERSION, str(error))
+            current, previous = await asyncio.to_thread(registry.rollback)
+        except Exception as error:  # RegistryError
+            return Refusal(RefusalKind.NO_SUCH_VERSION, f"Nothing to roll back: {error}.")
         return f"Rolled back to `{previous}` (from `{current}`)."
+
+    # --- /emoji-admin retrain ----------------------------------------------------
+
+    def _retrain_redis(self):
+        return getattr(self.client.transport, "redis", None)
+
+    async def retrain(
+        self,
+        upload: bytes,
+        *,
+        requested_by: str,
+        from_version: str | None = None,
+        labels: list[str] | None = None,
+    ) -> Any:
+        """Queue a retrain of `upload` (a zip) for a retrain runner: a RetrainRequest or Refusal."""
+        from worker.retraining import RetrainSettings
+        from worker.retraining.queue import submit_retrain
+
+        redis = self._retrain_redis()
+        if redis is None:
+            return Refusal(RefusalKind.NO_QUEUE, "Retraining needs the Redis queue and a runner.")
+        limits = RetrainSettings()
+        try:
+            return await submit_retrain(
+                redis,
+                self.client.settings.queue_prefix,
+                upload,
+                limits.retrain_max_upload_bytes,
+                requested_by=requested_by,
+                from_version=from_version,
+                labels=labels or list(LABELS),
+            )
+        except MoodmojiError as error:
+            return Refusal(RefusalKind.BAD_UPLOAD, str(error))
+
+    async def retrain_events(self, request_id: str, after: str = "0-0", block_ms: int = 1000):
+        from worker.retraining.queue import read_events
+
+        return await read_events(
+            self._retrain_redis(), self.client.settings.queue_prefix, request_id, after, block_ms
+        )
+
+    async def version_file(self, version: str, name: str) -> bytes | None:
+        """A file published with a version (its sample grid), or None."""
+        try:
+            path = self.registry().version_dir(version) / name
+        except MoodmojiError:
+            return None
+        return await asyncio.to_thread(path.read_bytes) if path.is_file() else None
+
+    async def discard(self, version: str) -> str | Refusal:
+        """Mark a version discarded; it stays in the registry (versions are never deleted)."""
+        try:
+            await asyncio.to_thread(
+                self.registry().update_meta, version, {"discarded_at": time.time()}
+            )
+        except MoodmojiError as error:
+            return Refusal(RefusalKind.NO_SUCH_VERSION, str(error))
+        return f"`{version}` discarded; it stays in the registry but will not go live."
+
+
+def zip_labelled_images(images: dict[str, list[tuple[str, bytes]]]) -> bytes:
+    """{label: [(file name, bytes)]} as a zip with one folder per label, as retrain wants."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for label, files in images.items():
+            for name, data in files:
+                archive.writestr(f"{label}/{name}", data)
+    return buffer.getvalue()
+
+
+def progress_line(event) -> str:
+    """One line for a retrain progress message: a bar, the stage and the ETA."""
+    if event.state == "queued":
+        return f"Retrain `{event.request_id}`: queued, waiting for a runner."
+    if event.state == "failed":
+        return f"Retrain `{event.request_id}` failed: {event.message}"
+    width = 20
+    filled = round(width * event.done / event.total) if event.total else 0
+    bar = "█" * filled + "░" * (width - filled)
+    eta = f" · about {event.eta_s / 60:.0f} min left" if event.eta_s else ""
+    return f"Retrain `{event.request_id}` {bar} {event.stage}: {event.detail}{eta}"

@@ -1,16 +1,93 @@
-"""`/emoji-admin status | promote <version> | rollback`: for operators only.
+"""`/emoji-admin status | promote <version> | rollback | retrain`: for operators only.
 
 Visible to everyone (a role cannot be named in Discord's default permissions), refused
 at run time unless the member has Manage Server or the configured operator role.
+
+`retrain` queues a job for a retrain runner (`moodmoji retrain --serve`, see
+docs/operators.md) with a zip the operator attaches, or with the server's own custom
+emojis the operator names as positive and negative. Its progress is edited into one
+message in the channel (a channel message, because an interaction's token expires after
+15 minutes and a retrain may take longer); when it is done, that message shows the
+comparison with the live model, the sample grid, and Promote / Discard buttons.
 """
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.core import EmojiService, Refusal
-from bot.discord_io import answer, refuse, require_operator
+from bot.core import EmojiService, Refusal, RefusalKind, progress_line, zip_labelled_images
+from bot.discord_io import answer, png_file, refuse, require_operator
 from bot.settings import BotSettings
+
+log = logging.getLogger(__name__)
+
+RETRAIN_CUSTOM_ID = (
+    r"moodmoji:retrain:(?P<action>promote|discard):(?P<version>[A-Za-z0-9._-]{1,64})"
+)
+# Edits of the progress message at most this often (Discord rate-limits message edits).
+PROGRESS_EDIT_S = 3.0
+# How long the progress message follows a job before it stops watching.
+FOLLOW_LIMIT_S = 24 * 3600
+_EMOJI_MENTION = re.compile(r"<a?:(?P<name>\w+):(?P<id>\d+)>")
+
+
+class RetrainDecision(discord.ui.DynamicItem[discord.ui.Button], template=RETRAIN_CUSTOM_ID):
+    """Promote / Discard under a finished retrain; the version travels in the custom_id."""
+
+    def __init__(self, action: str, version: str) -> None:
+        look = {
+            "promote": ("Promote", discord.ButtonStyle.success),
+            "discard": ("Discard", discord.ButtonStyle.danger),
+        }
+        label, style = look[action]
+        super().__init__(
+            discord.ui.Button(
+                label=label, style=style, custom_id=f"moodmoji:retrain:{action}:{version}"
+            )
+        )
+        self.action, self.version = action, version
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match, /
+    ) -> "RetrainDecision":
+        return cls(match["action"], match["version"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        cog = interaction.client.get_cog(AdminCog.__cog_name__)
+        await cog.on_decision(interaction, self.action, self.version)
+
+
+def decision_view(version: str) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(RetrainDecision("promote", version))
+    view.add_item(RetrainDecision("discard", version))
+    return view
+
+
+def _named_emojis(guild: discord.Guild, text: str | None) -> list[discord.Emoji] | str:
+    """The guild's custom emojis named in `text` (mentions or bare names), or what is unknown."""
+    if not text:
+        return []
+    by_name = {emoji.name.lower(): emoji for emoji in guild.emojis}
+    by_id = {emoji.id: emoji for emoji in guild.emojis}
+    found, unknown = [], []
+    for token in text.replace(",", " ").split():
+        mention = _EMOJI_MENTION.fullmatch(token)
+        emoji = by_id.get(int(mention["id"])) if mention else by_name.get(token.strip(":").lower())
+        if emoji is None:
+            unknown.append(token)
+        elif emoji not in found:
+            found.append(emoji)
+    if unknown:
+        return f"Not custom emojis of this server: {', '.join(unknown[:5])}"
+    return found
 
 
 class AdminCog(commands.Cog, name="Admin"):
@@ -21,6 +98,11 @@ class AdminCog(commands.Cog, name="Admin"):
     def __init__(self, service: EmojiService, settings: BotSettings) -> None:
         self.service = service
         self.settings = settings
+        self._followers: set[asyncio.Task] = set()
+
+    async def cog_unload(self) -> None:
+        for task in self._followers:
+            task.cancel()
 
     async def _reply(self, interaction: discord.Interaction, outcome: str | Refusal) -> None:
         if isinstance(outcome, Refusal):
@@ -35,11 +117,16 @@ class AdminCog(commands.Cog, name="Admin"):
             await self._reply(interaction, await self.service.status())
 
     @admin_group.command(name="promote", description="make a model version live on every worker")
-    @app_commands.describe(version="a version published with `moodmoji models publish`")
-    async def promote(self, interaction: discord.Interaction, version: str) -> None:
+    @app_commands.describe(
+        version="a version from `moodmoji models list` or a retrain",
+        force="promote even if its FID/KID is worse than the live version's",
+    )
+    async def promote(
+        self, interaction: discord.Interaction, version: str, force: bool = False
+    ) -> None:
         if await require_operator(interaction, self.service):
             await interaction.response.defer(ephemeral=True, thinking=True)
-            await self._reply(interaction, await self.service.promote(version))
+            await self._reply(interaction, await self.service.promote(version, force))
 
     @admin_group.command(
         name="rollback", description="go back to the version before the last promote"
@@ -48,3 +135,111 @@ class AdminCog(commands.Cog, name="Admin"):
         if await require_operator(interaction, self.service):
             await interaction.response.defer(ephemeral=True, thinking=True)
             await self._reply(interaction, await self.service.rollback())
+
+    @admin_group.command(name="retrain", description="train a new model version on your images")
+    @app_commands.describe(
+        data="a .zip with positive/ and negative/ folders of images",
+        positive="instead of a zip: this server's emojis that look positive (space-separated)",
+        negative="instead of a zip: this server's emojis that look negative (space-separated)",
+        from_version="fine-tune this version instead of training from scratch",
+    )
+    async def retrain(
+        self,
+        interaction: discord.Interaction,
+        data: discord.Attachment | None = None,
+        positive: str | None = None,
+        negative: str | None = None,
+        from_version: str | None = None,
+    ) -> None:
+        if not await require_operator(interaction, self.service):
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        upload = await self._upload(interaction, data, positive, negative)
+        if isinstance(upload, Refusal):
+            await refuse(interaction, upload)
+            return
+        request = await self.service.retrain(
+            upload, requested_by=str(interaction.user.id), from_version=from_version
+        )
+        if isinstance(request, Refusal):
+            await refuse(interaction, request)
+            return
+        message = await interaction.channel.send(
+            f"Retrain `{request.request_id}`: queued by {interaction.user.mention}."
+        )
+        await answer(
+            interaction,
+            f"Queued as `{request.request_id}`; progress: {message.jump_url}",
+            self.settings,
+        )
+        task = asyncio.create_task(self.follow_retrain(message, request.request_id))
+        self._followers.add(task)
+        task.add_done_callback(self._followers.discard)
+        with contextlib.suppress(AttributeError):  # restart-proof buttons need the bot to know them
+            interaction.client.add_dynamic_items(RetrainDecision)
+
+    async def _upload(self, interaction, data, positive, negative) -> bytes | Refusal:
+        if data is not None:
+            if not data.filename.lower().endswith(".zip"):
+                return Refusal(
+                    RefusalKind.BAD_UPLOAD,
+                    f"`{data.filename}` is not a .zip: attach a zip with positive/ and negative/.",
+                )
+            return await data.read()
+        if not positive and not negative:
+            return Refusal(
+                RefusalKind.BAD_UPLOAD,
+                "Attach a .zip, or name this server's emojis with `positive:` and `negative:`.",
+            )
+        images: dict[str, list[tuple[str, bytes]]] = {}
+        for label, text in (("positive", positive), ("negative", negative)):
+            emojis = _named_emojis(interaction.guild, text)
+            if isinstance(emojis, str):
+                return Refusal(RefusalKind.BAD_UPLOAD, emojis)
+            suffix = {True: "gif", False: "png"}
+            images[label] = [
+                (f"{emoji.name}-{emoji.id}.{suffix[emoji.animated]}", await emoji.read())
+                for emoji in emojis
+            ]
+        return zip_labelled_images(images)
+
+    async def follow_retrain(self, message: discord.Message, request_id: str) -> None:
+        """Edit the job's progress into `message` until it ends; then the table, grid, buttons."""
+        after, last_edit, give_up = "0-0", 0.0, time.monotonic() + FOLLOW_LIMIT_S
+        while time.monotonic() < give_up:
+            events = await self.service.retrain_events(request_id, after, block_ms=2000)
+            if not events:
+                continue
+            after, event = events[-1]
+            if event.final:
+                await self._finish(message, event)
+                return
+            if time.monotonic() - last_edit >= PROGRESS_EDIT_S:
+                last_edit = time.monotonic()
+                with contextlib.suppress(discord.HTTPException):
+                    await message.edit(content=progress_line(event))
+
+    async def _finish(self, message: discord.Message, event) -> None:
+        if event.state == "failed":
+            await message.edit(content=progress_line(event))
+            return
+        text = (
+            f"Retrain `{event.request_id}` published `{event.version}`; compared with the live "
+            f"model on the same images:\n{event.message}\n"
+            "Sample grid: per label, a row of the live model, then the new one."
+        )
+        grid = await self.service.version_file(event.version, "samples.png")
+        attachments = [png_file(grid, f"{event.version}-samples.png")] if grid else []
+        await message.edit(content=text, attachments=attachments, view=decision_view(event.version))
+
+    async def on_decision(
+        self, interaction: discord.Interaction, action: str, version: str
+    ) -> None:
+        if not await require_operator(interaction, self.service):
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        if action == "promote":
+            outcome = await self.service.promote(version)
+        else:
+            outcome = await self.service.discard(version)
+        await self._reply(interaction, outcome)
