@@ -56,7 +56,7 @@ def retrained(tmp_path_factory, tiny_models, procedural_data):
 def test_a_retrain_publishes_a_version_with_metrics_lineage_and_artefacts(
     retrained, procedural_data, tiny_models
 ):
-    registry, state, settings, seen = retrained
+    registry, state, _settings, seen = retrained
     assert state.stage == "done" and state.version in registry.versions()
     assert registry.active_version() == "v1"  # published, not promoted
     meta = registry.meta(state.version)
