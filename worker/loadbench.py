@@ -388,7 +388,8 @@ def report_markdown(
         f"{SIZE} px emojis, one per request, CPU, {plan.threads} torch thread(s) per worker, "
         f"max batch {plan.max_batch}, claim timeout {settings.queue_claim_idle_ms} ms, "
         f"queue limit {settings.queue_max_length}. Each run offers its rate for "
-        f"{plan.seconds:g} s; latency is submit to result in the client.",
+        f"{plan.seconds:g} s; latency is submit to result in the client; *answered req/s* "
+        "is answers over the time from the first request to the last answer.",
         "",
         "| run | workers | offered req/s | requests | answered req/s | p50 ms | p95 ms | p99 ms "
         "| max ms | errors | refused | lost | misrouted |",
