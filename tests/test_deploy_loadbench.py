@@ -16,7 +16,7 @@ from worker.loadbench import LoadPlan, check_plan, measure, report_markdown
 
 
 def plan(**overrides) -> LoadPlan:
-    values = {"clients": 2, "workers": 2, "rate": 20.0, "seconds": 3.0, "restart_after": 0.5}
+    values = {"clients": 2, "workers": 2, "rate": 20.0, "seconds": 2.0, "restart_after": 0.5}
     return LoadPlan(**{**values, **overrides})
 
 
@@ -69,7 +69,7 @@ def test_two_clients_two_workers_and_a_killed_worker_lose_nothing(tiny_models, m
 
     assert [r.name for r in reports] == ["steady", "failover"]
     for report in reports:
-        assert report.submitted == 60  # 20 requests/s for 3 s, split over 2 clients
+        assert report.submitted == 40  # 20 requests/s for 2 s, split over 2 clients
         assert report.lost == 0 and report.misrouted == 0
         assert report.ok + report.errors + report.refused == report.submitted
         assert report.ok > 0 and report.answered_rate > 0
@@ -77,7 +77,7 @@ def test_two_clients_two_workers_and_a_killed_worker_lose_nothing(tiny_models, m
     assert failover.events[0].startswith("worker bench-0 SIGKILLed at")
     assert failover.events[1].startswith("started again at")
     body = report_markdown(reports, plan(), settings, "tiny")
-    assert "| failover | 2 | 20 | 60 |" in body and "SIGKILLed" in body
+    assert "| failover | 2 | 20 | 40 |" in body and "SIGKILLed" in body
     leftovers = redis.Redis.from_url(REDIS_URL)
     try:  # each run deletes its own keys
         assert not list(leftovers.scan_iter(match="moodmoji-loadbench-*", count=1000))
