@@ -251,7 +251,8 @@ def _kill_and_restart(processes: list, settings, registry: Path, plan: LoadPlan)
 
 
 def measure(plan: LoadPlan, settings: WorkerSettings, checkpoint: Path) -> list[RunReport]:
-    """The steady, failover and (if asked) capacity runs, each on fresh Redis keys."""
+    """Steady and failover runs (same workers and keys), then, if asked, a capacity run
+    on one fresh worker; every key is deleted afterwards."""
     from worker.registry import ModelRegistry
 
     check_plan(plan, settings)
