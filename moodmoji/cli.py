@@ -11,6 +11,8 @@ import importlib
 import logging
 import sys
 
+from pydantic import ValidationError
+
 from moodmoji import __version__
 from moodmoji.errors import MoodmojiError
 
@@ -81,6 +83,14 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except MoodmojiError as error:
         print(f"moodmoji: error: {error}", file=sys.stderr)
+        return 2
+    except ValidationError as error:
+        # A bad MOODMOJI_* value (or .env line): name the setting, not a traceback.
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or error.title}: {e['msg']}"
+            for e in error.errors()
+        )
+        print(f"moodmoji: error: invalid setting ({error.title}) {problems}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("moodmoji: interrupted", file=sys.stderr)

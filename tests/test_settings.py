@@ -38,3 +38,11 @@ def test_settings_command_never_prints_the_discord_token(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "super-secret-token-value" not in out
     assert "MOODMOJI_DISCORD_TOKEN" in out
+
+
+def test_a_bad_setting_is_one_clear_line(monkeypatch, capsys):
+    monkeypatch.setenv("MOODMOJI_WORKER_MAX_BATCH", "lots")
+    assert main(["settings"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("moodmoji: error: invalid setting") and "worker_max_batch" in err[0]
