@@ -167,7 +167,9 @@ def test_rollback_restores_the_previous_version_step_by_step(tmp_path, tiny_mode
 
 def test_an_interrupted_retrain_resumes_where_it_stopped(tmp_path, tiny_models, procedural_data):
     registry = make_registry(tmp_path / "registry", tiny_models)
-    settings = retrain_settings(tmp_path, registry.root, retrain_metrics=["kid"])
+    settings = retrain_settings(
+        tmp_path, registry.root, retrain_metrics=["kid"], retrain_eval_samples=2
+    )
     spec = RetrainSpec(source=str(procedural_data), labels=["positive", "negative"], epochs=2)
     from worker.retraining import open_job, run_job
 
@@ -189,6 +191,7 @@ def test_an_interrupted_retrain_resumes_where_it_stopped(tmp_path, tiny_models, 
     assert set(registry.meta(state.version)["metrics"]) == {"positive", "negative"}
 
 
+@pytest.mark.slow  # a real CLI process and its training child, killed: about a minute
 def test_a_killed_retrain_process_resumes_from_its_last_epoch(
     tmp_path, tiny_models, procedural_data
 ):
@@ -207,7 +210,7 @@ def test_a_killed_retrain_process_resumes_from_its_last_epoch(
         "MOODMOJI_REGISTRY_DIR": str(registry.root),
         "MOODMOJI_RETRAIN_DIR": str(tmp_path / "jobs"),
         "MOODMOJI_CACHE_DIR": str(tmp_path.parent / "retrain-cache"),
-        "MOODMOJI_RETRAIN_EVAL_SAMPLES": "8",
+        "MOODMOJI_RETRAIN_EVAL_SAMPLES": "2",
         "MOODMOJI_RETRAIN_METRICS": '["kid"]',
         "MOODMOJI_MODELS_DIR": "/nonexistent-moodmoji-models",
         "MOODMOJI_DEVICE": "cpu",
@@ -249,4 +252,4 @@ def test_a_killed_retrain_process_resumes_from_its_last_epoch(
     # written just before its checkpoint, and is then redone).
     assert after[: len(before) - 1] == before[:-1]
     assert [json.loads(line)["epoch"] for line in after] == list(range(1, len(before) + 2))
-    assert registry.versions() == ["v1", "v2", f"retrain-{spec.job_id()}"]
+    assert set(registry.versions()) == {"v1", "v2", f"retrain-{spec.job_id()}"}

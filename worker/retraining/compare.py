@@ -61,9 +61,8 @@ def compare(registry: ModelRegistry, candidate: str, active: str | None = None) 
     if theirs is None and active != DEFAULT_VERSION and active != candidate:
         # The live version may have been scored on the same reference when it was trained.
         other = registry.meta(active)
-        same_reference = (other.get("reference") or {}).get("digest") == (
-            meta.get("reference") or {}
-        ).get("digest")
+        digest = (meta.get("reference") or {}).get("digest")
+        same_reference = digest and (other.get("reference") or {}).get("digest") == digest
         if same_reference and other.get("metrics"):
             theirs = other["metrics"]
     if active == candidate:

@@ -1,0 +1,55 @@
+"""`moodmoji models list | show | promote | rollback` on a real registry folder."""
+
+# ruff: noqa: F401, F811
+
+from worker_helpers import tiny_models
+
+from moodmoji.cli import main
+from worker import ModelRegistry
+
+
+def scored(tmp_path, tiny_models) -> ModelRegistry:
+    registry = ModelRegistry(tmp_path / "registry")
+    checkpoints = {"positive": tiny_models["positive"], "negative": tiny_models["negative"]}
+    registry.publish("v1", checkpoints, activate=True)
+    base = {"positive": {"fid": 50.0, "kid": 0.05}}
+    for version, fid in (("good", 40.0), ("bad", 70.0)):
+        registry.publish(
+            version,
+            checkpoints,
+            {
+                "metrics": {"positive": {"fid": fid, "kid": 0.04}},
+                "comparisons": {"v1": base},
+                "lineage": {"base": "v1"},
+            },
+        )
+    return registry
+
+
+def test_promote_refuses_worse_prints_the_table_and_rollback_undoes(tmp_path, tiny_models, capsys):
+    registry = scored(tmp_path, tiny_models)
+    where = ["models", "--registry", str(registry.root)]
+
+    assert main([*where, "promote", "bad"]) == 2
+    out, err = capsys.readouterr()
+    assert "| positive | FID ↓ | 50 | 70 |" in out
+    assert "not promoted" in err and "positive FID 70 > 50" in err
+    assert registry.active_version() == "v1"
+
+    assert main([*where, "promote", "bad", "--force"]) == 0
+    assert registry.active_version() == "bad"
+    assert main([*where, "rollback"]) == 0
+    assert registry.active_version() == "v1"
+
+    assert main([*where, "promote", "good"]) == 0
+    assert "good is live (was v1" in capsys.readouterr().out
+
+    assert main([*where, "list"]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[0].startswith("  bad ") and "positive fid=70" in listing[0]
+    assert listing[1].startswith("* good ") and "from v1" in listing[1]
+
+    assert main([*where, "show", "bad"]) == 0
+    shown = capsys.readouterr().out
+    assert '"base": "v1"' in shown and "compared with the live version good" in shown
+    assert main([*where, "show", "nope"]) == 2
