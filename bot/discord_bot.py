@@ -11,7 +11,7 @@ import socket
 import discord
 from discord.ext import commands
 
-from bot.cogs.admin import AdminCog
+from bot.cogs.admin import AdminCog, RetrainDecision
 from bot.cogs.autosuggest import AutoSuggestCog
 from bot.cogs.emoji import EmojiButton, EmojiCog
 from bot.core import EmojiService
@@ -54,7 +54,7 @@ class MoodmojiBot(commands.AutoShardedBot):
         await self.add_cog(AutoSuggestCog(self.service, self.settings))
         await self.add_cog(AdminCog(self.service, self.settings))
         # Every button ever sent matches this template, so clicks survive restarts.
-        self.add_dynamic_items(EmojiButton)
+        self.add_dynamic_items(EmojiButton, RetrainDecision)
         await self.sync_commands()
 
     async def sync_commands(self) -> bool:

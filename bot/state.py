@@ -109,13 +109,6 @@ class BotState(ABC):
     @abstractmethod
     async def set_value(self, name: str, value: str) -> None: ...
 
-    @abstractmethod
-    async def push_promotion(self, previous_version: str) -> None: ...
-
-    @abstractmethod
-    async def pop_promotion(self) -> str | None:
-        """The version that was live before the latest promotion, removed from the history."""
-
     async def close(self) -> None:  # noqa: B027 - nothing to release by default
         """Release connections."""
 
@@ -207,12 +200,6 @@ class RedisState(BotState):
     async def set_value(self, name: str, value: str) -> None:
         await self.redis.set(self.key("value", name), value)
 
-    async def push_promotion(self, previous_version: str) -> None:
-        await self.redis.rpush(self.key("promotions"), previous_version)
-
-    async def pop_promotion(self) -> str | None:
-        return await self.redis.rpop(self.key("promotions"))
-
     async def close(self) -> None:
         await self.redis.aclose()
 
@@ -228,7 +215,6 @@ class MemoryState(BotState):
         self._channels: dict[str, set[str]] = {}
         self._latencies: list[float] = []
         self._values: dict[str, str] = {}
-        self._promotions: list[str] = []
 
     async def take_cooldown(self, scope: str, key: str, seconds: float) -> float:
         now = time.monotonic()
@@ -280,9 +266,3 @@ class MemoryState(BotState):
 
     async def set_value(self, name: str, value: str) -> None:
         self._values[name] = value
-
-    async def push_promotion(self, previous_version: str) -> None:
-        self._promotions.append(previous_version)
-
-    async def pop_promotion(self) -> str | None:
-        return self._promotions.pop() if self._promotions else None

@@ -28,6 +28,7 @@ from gan.checkpoint import (
     CheckpointError,
     checkpoint_config,
     export_generator,
+    generator_weights,
     load_checkpoint,
     save_checkpoint,
 )
@@ -55,8 +56,13 @@ def train(
     progress: bool = True,
     resume: bool = True,
     cache_dir: Path | str | None = None,
+    init_generator: Path | str | None = None,
 ) -> Path:
-    """Train (or resume) a run; returns the path of its latest checkpoint."""
+    """Train (or resume) a run; returns the path of its latest checkpoint.
+
+    `init_generator`: a checkpoint (training or generator-only) whose generator
+    weights a new run starts from, to fine-tune; ignored when resuming.
+    """
     out_dir = Path(out_dir)
     run_device = resolve_device(device)
     policy = parse_policy(config.diffaugment)
@@ -66,14 +72,20 @@ def train(
     random.seed(config.seed)
     generator = build_generator(config).to(run_device)
     discriminator = build_discriminator(config).to(run_device)
+    checkpoint_path = out_dir / CHECKPOINT
+    resuming = resume and checkpoint_path.exists()
+    if init_generator is not None and not resuming:
+        weights = generator_weights(load_checkpoint(init_generator))
+        generator.load_state_dict(
+            {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
+        )
     generator_ema = copy.deepcopy(generator).eval().requires_grad_(False) if config.ema else None
     betas = (config.beta1, config.beta2)
     optimizer_g = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=betas)
     optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr, betas=betas)
 
     epoch, step, best_fid = 0, 0, float("inf")
-    checkpoint_path = out_dir / CHECKPOINT
-    if resume and checkpoint_path.exists():
+    if resuming:
         payload = load_checkpoint(checkpoint_path, kind="training")
         _check_resumable(checkpoint_config(payload), config, checkpoint_path)
         generator.load_state_dict(payload["generator"])

@@ -175,8 +175,6 @@ class AdminCog(commands.Cog, name="Admin"):
         task = asyncio.create_task(self.follow_retrain(message, request.request_id))
         self._followers.add(task)
         task.add_done_callback(self._followers.discard)
-        with contextlib.suppress(AttributeError):  # restart-proof buttons need the bot to know them
-            interaction.client.add_dynamic_items(RetrainDecision)
 
     async def _upload(self, interaction, data, positive, negative) -> bytes | Refusal:
         if data is not None:

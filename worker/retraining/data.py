@@ -51,8 +51,7 @@ def prepare_data(source: Path, job_dir: Path, settings: RetrainSettings) -> Prep
     Raises `UploadRefused` when the source cannot be used: not a folder or zip, a zip
     refused as a whole, or fewer than `retrain_min_images` usable images for a label.
     """
-    from gan.emoji_set import import_images
-    from gan.emoji_set.importer import UnsafeZipError, ZipLimits
+    from gan.emoji_set import UnsafeZipError, ZipLimits, import_images
 
     source = Path(source)
     folder = job_dir / DATA_FOLDER

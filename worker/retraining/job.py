@@ -161,48 +161,6 @@ def _training_config(registry: ModelRegistry, state: JobState, label: str, setti
     return gan.TrainConfig(**values)
 
 
-def _seed_from_generator(config, generator_path: Path, run_dir: Path) -> None:
-    """Start a run at epoch 0 from a version's generator weights (fine-tuning).
-
-    gan.train resumes from run_dir/checkpoint.pt, so a checkpoint holding the given
-    generator, a fresh discriminator and fresh optimisers makes it fine-tune.
-    """
-    import random
-
-    import torch
-
-    import gan
-    from gan.checkpoint import save_checkpoint
-
-    payload = gan.load_checkpoint(generator_path)
-    generator = gan.build_generator(config)
-    generator.load_state_dict(
-        {k: v.float() if v.is_floating_point() else v for k, v in payload["generator"].items()}
-    )
-    discriminator = gan.build_discriminator(config)
-    betas = (config.beta1, config.beta2)
-    optimizers = [
-        torch.optim.Adam(model.parameters(), lr=config.lr, betas=betas)
-        for model in (generator, discriminator)
-    ]
-    save_checkpoint(
-        {
-            "kind": "training",
-            "config": config.model_dump(),
-            "generator": generator.state_dict(),
-            "discriminator": discriminator.state_dict(),
-            "generator_ema": generator.state_dict() if config.ema else None,
-            "optimizer_g": optimizers[0].state_dict(),
-            "optimizer_d": optimizers[1].state_dict(),
-            "epoch": 0,
-            "step": 0,
-            "rng": {"torch": torch.get_rng_state(), "cuda": [], "python": random.getstate()},
-            "metrics": {},
-        },
-        run_dir / "checkpoint.pt",
-    )
-
-
 def _run_stages(job_dir: Path, settings: RetrainSettings) -> None:
     import gan
 
@@ -218,8 +176,7 @@ def _run_stages(job_dir: Path, settings: RetrainSettings) -> None:
     runs = {label: job_dir / f"run-{label}" for label in spec.labels}
     for label, config in configs.items():
         run = runs[label]
-        if spec.from_version and not (run / "checkpoint.pt").exists():
-            _seed_from_generator(config, registry.checkpoint_path(label, spec.from_version), run)
+        start = registry.checkpoint_path(label, spec.from_version) if spec.from_version else None
         gan.train(
             config,
             data.folder,
@@ -227,6 +184,7 @@ def _run_stages(job_dir: Path, settings: RetrainSettings) -> None:
             device=settings.device,
             progress=False,
             cache_dir=settings.cache_dir,
+            init_generator=start,
         )
 
     state.stage = "evaluate"
