@@ -105,9 +105,36 @@ def test_the_ema_generator_follows_g_from_the_first_steps(tiny_config, procedura
     config = tiny_config(model="proposed", epochs=2, ema=True)
     torch.manual_seed(config.seed)
     initial = gan.build_generator(config).state_dict()
-    payload = load_checkpoint(train(config, procedural_data, tmp_path, device="cpu",
-                                    progress=False))
+    payload = load_checkpoint(
+        train(config, procedural_data, tmp_path, device="cpu", progress=False)
+    )
     g, ema = payload["generator"], payload["generator_ema"]
     name = "adjust.weight"
     # With a plain 0.999 decay the EMA would still be ~99.6% the initial weights after 4 steps.
     assert (ema[name] - g[name]).norm() < (initial[name] - g[name]).norm() / 2
+
+
+def test_a_new_run_can_start_from_another_runs_generator(
+    tiny_config, procedural_data, tiny_checkpoint, tmp_path
+):
+    start = load_checkpoint(tiny_checkpoint)["generator"]
+    # A vanishing learning rate: after one epoch G still holds the weights it started from.
+    config = tiny_config(model="proposed", epochs=1, lr=1e-12)
+    tuned = load_checkpoint(
+        train(
+            config,
+            procedural_data,
+            tmp_path,
+            device="cpu",
+            progress=False,
+            init_generator=tiny_checkpoint,
+        )
+    )
+    weight = "adjust.weight"
+    assert torch.allclose(tuned["generator"][weight], start[weight], atol=1e-6)
+    # Without it, a run starts from its own seed's random weights.
+    config = config.model_copy(update={"seed": 5})
+    fresh = load_checkpoint(
+        train(config, procedural_data, tmp_path / "fresh", device="cpu", progress=False)
+    )
+    assert not torch.allclose(fresh["generator"][weight], start[weight], atol=1e-3)
