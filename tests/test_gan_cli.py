@@ -100,40 +100,20 @@ def error_line(capsys, *argv) -> str:
     return lines[0]
 
 
+def train_error(capsys, data, tmp_path) -> str:
+    """The error line of a one-epoch tiny training run on `data`."""
+    args = ("--out", tmp_path / "r", "--width", 8, "--epochs", 1, "--device", "cpu")
+    return error_line(capsys, "train", "--data", data, *args)
+
+
 def test_missing_data_folder(capsys, tmp_path):
-    line = error_line(
-        capsys,
-        "train",
-        "--data",
-        tmp_path / "missing",
-        "--out",
-        tmp_path / "r",
-        "--width",
-        8,
-        "--epochs",
-        1,
-        "--device",
-        "cpu",
-    )
+    line = train_error(capsys, tmp_path / "missing", tmp_path)
     assert "missing does not exist" in line
 
 
 def test_empty_label(capsys, tmp_path):
     (tmp_path / "data" / "positive").mkdir(parents=True)
-    line = error_line(
-        capsys,
-        "train",
-        "--data",
-        tmp_path / "data",
-        "--out",
-        tmp_path / "r",
-        "--width",
-        8,
-        "--epochs",
-        1,
-        "--device",
-        "cpu",
-    )
+    line = train_error(capsys, tmp_path / "data", tmp_path)
     assert "positive has no images" in line
 
 
@@ -141,20 +121,7 @@ def test_corrupt_image(capsys, tmp_path):
     folder = tmp_path / "data" / "positive"
     folder.mkdir(parents=True)
     (folder / "smile.png").write_bytes(b"garbage")
-    line = error_line(
-        capsys,
-        "train",
-        "--data",
-        tmp_path / "data",
-        "--out",
-        tmp_path / "r",
-        "--width",
-        8,
-        "--epochs",
-        1,
-        "--device",
-        "cpu",
-    )
+    line = train_error(capsys, tmp_path / "data", tmp_path)
     assert "smile.png" in line
 
 
