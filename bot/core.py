@@ -262,6 +262,7 @@ class Mood:
     label: str  # positive, negative or neutral
     confidence: float
     scores: dict[str, float]
+    leaning: str  # the likelier of positive and negative (sentiment.Prediction.leaning)
 
 
 class EmojiService:
@@ -290,7 +291,12 @@ class EmojiService:
     async def read_mood(self, text: str) -> Mood:
         """The text's mood, in a thread so the event loop keeps answering Discord."""
         [prediction] = await asyncio.to_thread(self._read_moods, [text])
-        return Mood(prediction.label, float(prediction.confidence), dict(prediction.scores))
+        return Mood(
+            prediction.label,
+            float(prediction.confidence),
+            dict(prediction.scores),
+            prediction.leaning,
+        )
 
     def new_seed(self) -> int:
         return secrets.randbelow(2**self.settings.bot_seed_bits)
@@ -318,7 +324,7 @@ class EmojiService:
             if read.label in LABELS:
                 label, confidence = read.label, read.confidence
             elif moods:
-                label = max(moods, key=moods.__getitem__)
+                label = read.leaning
                 confidence = moods[label]
             else:
                 label = LABELS[seed % 2]

@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 
 LABELS = ("positive", "negative", "neutral")
+MOODS = ("positive", "negative")  # what the GAN can draw
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,13 @@ class Prediction:
     label: str
     confidence: float
     scores: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def leaning(self) -> str:
+        """The likelier of positive and negative: the mood to draw when one must be drawn."""
+        if self.label in MOODS:
+            return self.label
+        return max(MOODS, key=lambda mood: self.scores.get(mood, 0.0))
 
     @classmethod
     def from_scores(cls, scores: dict[str, float], neutral_threshold: float) -> "Prediction":

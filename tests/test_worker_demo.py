@@ -11,6 +11,7 @@ from worker_helpers import tiny_models
 
 from moodmoji.cli import main
 from moodmoji.terminal import half_blocks
+from sentiment import Prediction as _Prediction
 from worker.demo import mood_to_label, seed_for
 
 UPPER_HALF_BLOCK = "\u2580"
@@ -49,11 +50,6 @@ def test_demo_without_models_is_one_clear_error(tmp_path, monkeypatch, capsys):
     status = main(["demo", "hello", "--models", str(tmp_path / "nothing-here")])
     assert status == 2
     assert "has no positive checkpoint" in capsys.readouterr().err
-
-
-class _Prediction:
-    def __init__(self, label, confidence, scores):
-        self.label, self.confidence, self.scores = label, confidence, scores
 
 
 def test_a_neutral_mood_draws_the_side_it_leans_to():

@@ -13,6 +13,7 @@ from worker_helpers import (
     assert_images,
     make_registry,
     queue_settings,
+    running,
     samplers,
     tiny_models,
 )
@@ -25,17 +26,6 @@ from worker import (
     WorkerClient,
 )
 from worker.service import SamplingService
-
-
-@contextlib.asynccontextmanager
-async def running(service: SamplingService):
-    task = asyncio.create_task(service.run())
-    await asyncio.wait_for(service.wait_ready(), 30)
-    try:
-        yield service
-    finally:
-        service.request_stop()
-        await asyncio.wait_for(task, 30)
 
 
 async def queued(client: WorkerClient, requests: list[GenerateRequest]) -> list[asyncio.Task]:

@@ -19,6 +19,7 @@ from worker_helpers import (
     queue_settings,
     redis_prefix,
     reply_stream_results,
+    running,
     samplers,
     spawn_worker,
     stop_process,
@@ -36,17 +37,6 @@ from worker import (
 from worker.service import SamplingService
 
 pytestmark = pytest.mark.redis
-
-
-@contextlib.asynccontextmanager
-async def running(service: SamplingService):
-    task = asyncio.create_task(service.run())
-    await asyncio.wait_for(service.wait_ready(), 30)
-    try:
-        yield service
-    finally:
-        service.request_stop()
-        await asyncio.wait_for(task, 30)
 
 
 async def test_a_request_round_trips_and_the_worker_reports_health(redis_prefix, samplers):

@@ -1,6 +1,7 @@
 """Shared pieces of the worker tests: tiny real GANs, Redis key hygiene, worker processes."""
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from worker import GenerateResult, ModelRegistry, RedisStreamsTransport, WorkerSettings
+from worker.service import SamplingService
 
 REDIS_URL = os.environ.get("MOODMOJI_REDIS_URL", "redis://127.0.0.1:6379/0")
 REPO = Path(__file__).resolve().parent.parent
@@ -268,3 +270,15 @@ class OwnRedis:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+@contextlib.asynccontextmanager
+async def running(service: SamplingService):
+    """Run a service built by the test until the block ends, then stop it cleanly."""
+    task = asyncio.create_task(service.run())
+    await asyncio.wait_for(service.wait_ready(), 30)
+    try:
+        yield service
+    finally:
+        service.request_stop()
+        await asyncio.wait_for(task, 30)

@@ -27,7 +27,7 @@ def mood_to_label(prediction) -> tuple[str, str]:
     """(GAN label, how the mood reads): the GAN draws only positive and negative faces."""
     if prediction.label in LABELS:
         return prediction.label, f"{prediction.label} ({prediction.confidence:.0%})"
-    leaning = max(LABELS, key=lambda label: prediction.scores.get(label, 0.0))
+    leaning = prediction.leaning
     return leaning, f"{prediction.label} ({prediction.confidence:.0%}), leaning {leaning}"
 
 
