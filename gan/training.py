@@ -57,11 +57,14 @@ def train(
     resume: bool = True,
     cache_dir: Path | str | None = None,
     init_generator: Path | str | None = None,
+    classifier=None,
 ) -> Path:
     """Train (or resume) a run; returns the path of its latest checkpoint.
 
     `init_generator`: a checkpoint (training or generator-only) whose generator
     weights a new run starts from, to fine-tune; ignored when resuming.
+    `classifier`: a `gan.metrics.EmojiClassifier`; with one, every evaluation
+    also records domain IS and class consistency next to FID and KID.
     """
     out_dir = Path(out_dir)
     run_device = resolve_device(device)
@@ -104,9 +107,10 @@ def train(
 
     evaluator = None
     if config.eval_every:
-        from gan.metrics import Evaluator
+        from gan.metrics import CLASSIFIER_METRICS, INCEPTION_METRICS, Evaluator
 
-        evaluator = Evaluator(real, device=run_device, cache_dir=cache_dir)
+        metrics = INCEPTION_METRICS + (CLASSIFIER_METRICS if classifier is not None else ())
+        evaluator = Evaluator(real, run_device, cache_dir, metrics, classifier, config.label)
 
     bar = tqdm(
         total=config.epochs,

@@ -2,7 +2,7 @@
 
 import json
 
-from gan.experiment import GROUPS, plan_runs
+from gan.experiment import GROUPS, _verdict, plan_runs
 from moodmoji.cli import main
 
 
@@ -17,22 +17,42 @@ def test_plan_covers_the_paper_the_ablation_and_beyond(tmp_path):
     assert set(GROUPS) == {"main", "ablation", "beyond"}
 
 
+def test_a_gap_within_the_seed_spread_is_called_inconclusive():
+    assert _verdict((100.0, 5.0, 2), (120.0, 5.0, 2), "lower") == "held"
+    assert _verdict((100.0, 15.0, 2), (120.0, 10.0, 2), "lower").startswith("inconclusive")
+    assert _verdict((1.2, None, 1), (1.1, None, 1), "higher") == "held"
+    assert _verdict((130.0, 1.0, 2), (120.0, 1.0, 2), "lower") == "did not hold"
+
+
+def test_detail_labels_narrow_only_the_ablation_and_beyond(tmp_path):
+    runs = plan_runs(tmp_path, ["positive", "negative"], [0, 1], ["main", "ablation", "beyond"],
+                     detail_labels=["positive"])
+    assert {r.label for r in runs if r.group == "main"} == {"positive", "negative"}
+    assert {r.label for r in runs if r.group != "main"} == {"positive"}
+    assert {r.seed for r in runs if r.group != "main"} == {0}
+
+
 def test_experiment_runs_end_to_end_and_writes_the_report(procedural_data, tmp_path, monkeypatch,
                                                           capsys):
     monkeypatch.setenv("MOODMOJI_CACHE_DIR", str(tmp_path / "cache"))
     report, figures = tmp_path / "docs" / "results.md", tmp_path / "docs" / "results"
     argv = ["experiment", "paper", "--data", str(procedural_data), "--out", str(tmp_path / "runs"),
             "--budget", "tiny", "--labels", "positive", "--seeds", "0", "--groups", "main",
-            "--report", str(report), "--figures", str(figures), "--device", "cpu"]
+            "--report", str(report), "--figures", str(figures), "--device", "cpu",
+            "--shipped", "models"]
     assert main(argv) == 0
     text = report.read_text()
     for expected in ("Table 1", "| DCGAN |", "| DeLiGAN |", "| Proposed |", "Fig. 2", "Fig. 3",
-                     "Fig. 4", "Proposed vs DCGAN"):
+                     "Fig. 4", "Proposed vs DCGAN", "| **shipped** `models/positive.pt` |"):
         assert expected in text
     for name in ("losses-positive.png", "metrics-positive.png", "samples-positive.png"):
         assert (figures / name).stat().st_size > 1000
     final = json.loads((tmp_path / "runs/main/proposed/positive-s0/final.json").read_text())
     assert final["fid"] > 0 and 0 <= final["class_consistency"] <= 1
+    # Fig. 3 needs every metric over training, not only FID and KID.
+    log = (tmp_path / "runs/main/proposed/positive-s0/log.jsonl").read_text().splitlines()
+    evaluated = [json.loads(line) for line in log if "fid" in json.loads(line)]
+    assert evaluated and all({"kid", "domain_is", "class_consistency"} <= set(r) for r in evaluated)
 
     # A second run trains nothing again: every run folder is finished and scored.
     before = (tmp_path / "runs/main/dcgan/positive-s0/log.jsonl").read_text()

@@ -90,3 +90,19 @@ def test_real_features_are_cached_on_disk(procedural_data, tmp_path):
     first = evaluator.real_features
     assert len(list((tmp_path / "inception").glob("*.npy"))) == 1
     assert np.array_equal(Evaluator(real, cache_dir=tmp_path).real_features, first)
+
+
+def test_the_judge_does_not_depend_on_the_thread_count(procedural_data, tmp_path):
+    # Scores are compared across machines, so the classifier must come out the same
+    # whatever the caller's torch thread count.
+    threads = torch.get_num_threads()
+    judges = []
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            judges.append(load_or_train_classifier(procedural_data, tmp_path / str(count))[0])
+            assert torch.get_num_threads() == count  # restored for the caller
+    finally:
+        torch.set_num_threads(threads)
+    one, two = (judge.state_dict() for judge in judges)
+    assert all(torch.equal(one[name], two[name]) for name in one)

@@ -28,6 +28,7 @@ from moodmoji.settings import CommonSettings
 
 METRICS: dict[str, Callable[["MetricContext"], float]] = {}
 INCEPTION_METRICS = ("fid", "kid")
+CLASSIFIER_METRICS = ("domain_is", "class_consistency")
 
 
 def register_metric(name: str):
@@ -142,6 +143,7 @@ def generate(
 
 
 __all__ = [
+    "CLASSIFIER_METRICS",
     "INCEPTION_METRICS",
     "METRICS",
     "EmojiClassifier",
