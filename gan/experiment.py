@@ -260,6 +260,33 @@ def _claims(runs: list[Run], label: str) -> list[str]:
     return lines
 
 
+def _summary(runs: list[Run], labels: list[str], shipped: dict[str, dict]) -> list[str]:
+    """Per label: the best paper model, the best configuration overall, and the shipped one."""
+    lines = ["## Summary", ""]
+    for label in labels:
+        paper = summarise(runs, "main", label, "fid")
+        every = {
+            name: stats
+            for group in GROUPS
+            for name, stats in summarise(runs, group, label, "fid").items()
+        }
+        if not every:
+            continue
+        best = min(every, key=lambda name: every[name][0])
+        text = f"- **{label}**: lowest FID of all configurations: {best} ({every[best][0]:.1f})"
+        if paper:
+            best_paper = min(paper, key=lambda name: paper[name][0])
+            text += f"; of the paper's three: {best_paper} ({paper[best_paper][0]:.1f})"
+        if label in shipped:
+            s = shipped[label]
+            text += (
+                f"; shipped model: FID {s['fid']:.1f}, class consistency "
+                f"{s['class_consistency']:.3f}"
+            )
+        lines.append(text + ".")
+    return [*lines, ""] if len(lines) > 2 else []
+
+
 def _best_of(runs: list[Run], group: str, label: str) -> list[str]:
     """One sentence naming the group's lowest-FID configuration."""
     fid = summarise(runs, group, label, "fid")
@@ -314,6 +341,7 @@ def write_report(
             "(`--budget full`, meant for a GPU).",
             "",
         ]
+    lines += _summary(runs, labels, shipped or {})
     for label in labels:
         main = [
             r for r in runs if r.group == "main" and r.label == label and r.seed == runs[0].seed

@@ -25,25 +25,61 @@ def test_a_gap_within_the_seed_spread_is_called_inconclusive():
 
 
 def test_detail_labels_narrow_only_the_ablation_and_beyond(tmp_path):
-    runs = plan_runs(tmp_path, ["positive", "negative"], [0, 1], ["main", "ablation", "beyond"],
-                     detail_labels=["positive"])
+    runs = plan_runs(
+        tmp_path,
+        ["positive", "negative"],
+        [0, 1],
+        ["main", "ablation", "beyond"],
+        detail_labels=["positive"],
+    )
     assert {r.label for r in runs if r.group == "main"} == {"positive", "negative"}
     assert {r.label for r in runs if r.group != "main"} == {"positive"}
     assert {r.seed for r in runs if r.group != "main"} == {0}
 
 
-def test_experiment_runs_end_to_end_and_writes_the_report(procedural_data, tmp_path, monkeypatch,
-                                                          capsys):
+def test_experiment_runs_end_to_end_and_writes_the_report(
+    procedural_data, tmp_path, monkeypatch, capsys
+):
     monkeypatch.setenv("MOODMOJI_CACHE_DIR", str(tmp_path / "cache"))
     report, figures = tmp_path / "docs" / "results.md", tmp_path / "docs" / "results"
-    argv = ["experiment", "paper", "--data", str(procedural_data), "--out", str(tmp_path / "runs"),
-            "--budget", "tiny", "--labels", "positive", "--seeds", "0", "--groups", "main",
-            "--report", str(report), "--figures", str(figures), "--device", "cpu",
-            "--shipped", "models"]
+    argv = [
+        "experiment",
+        "paper",
+        "--data",
+        str(procedural_data),
+        "--out",
+        str(tmp_path / "runs"),
+        "--budget",
+        "tiny",
+        "--labels",
+        "positive",
+        "--seeds",
+        "0",
+        "--groups",
+        "main",
+        "--report",
+        str(report),
+        "--figures",
+        str(figures),
+        "--device",
+        "cpu",
+        "--shipped",
+        "models",
+    ]
     assert main(argv) == 0
     text = report.read_text()
-    for expected in ("Table 1", "| DCGAN |", "| DeLiGAN |", "| Proposed |", "Fig. 2", "Fig. 3",
-                     "Fig. 4", "Proposed vs DCGAN", "| **shipped** `models/positive.pt` |"):
+    for expected in (
+        "## Summary",
+        "Table 1",
+        "| DCGAN |",
+        "| DeLiGAN |",
+        "| Proposed |",
+        "Fig. 2",
+        "Fig. 3",
+        "Fig. 4",
+        "Proposed vs DCGAN",
+        "| **shipped** `models/positive.pt` |",
+    ):
         assert expected in text
     for name in ("losses-positive.png", "metrics-positive.png", "samples-positive.png"):
         assert (figures / name).stat().st_size > 1000
