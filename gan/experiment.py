@@ -112,9 +112,23 @@ def plan_runs(
         for name, settings in GROUPS[group].items():
             for label in labels if group == "main" else detail_labels:
                 for seed in seeds if group == "main" else seeds[:1]:
-                    folder = out / group / slug(name) / f"{label}-s{seed}"
+                    folder = _canonical_folder(out, settings) / f"{label}-s{seed}"
                     runs.append(Run(group, name, label, seed, settings, folder))
     return runs
+
+
+def _canonical_folder(out: Path, settings: dict) -> Path:
+    """The folder of the first entry in GROUPS that trains the same configuration.
+
+    The ablation's "N=2" is the main Proposed model, so both rows share one run
+    (trained once), whichever groups one invocation asks for.
+    """
+    wanted = make_config("stable", **settings)
+    for group, entries in GROUPS.items():
+        for name, other in entries.items():
+            if make_config("stable", **other) == wanted:
+                return out / group / slug(name)
+    raise AssertionError("settings come from GROUPS")
 
 
 def run_experiment(
