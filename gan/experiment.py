@@ -360,14 +360,14 @@ def write_report(
         main = [
             r for r in runs if r.group == "main" and r.label == label and r.seed == runs[0].seed
         ]
-        lines += [
-            f"## {label.capitalize()}",
-            "",
-            "### Table 1",
-            "",
-            *_table(runs, "main", label, (shipped or {}).get(label)),
-            "",
-        ]
+        lines += [f"## {label.capitalize()}", ""]
+        if any(r.group == "main" and r.label == label for r in runs):
+            lines += [
+                "### Table 1",
+                "",
+                *_table(runs, "main", label, (shipped or {}).get(label)),
+                "",
+            ]
         claims = _claims(runs, label)
         if claims:
             lines += ["Did the paper's claims hold here?", "", *claims, ""]
