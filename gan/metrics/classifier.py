@@ -138,7 +138,7 @@ def load_or_train_classifier(
     masks = holdout_masks(data_dir, {label: len(images[label]) for label in LABELS})
     # One thread: CPU kernels sum in an order that depends on the thread count, and
     # a few hundred steps amplify that into a different judge (held-out accuracy
-    # 0.69 vs 0.74 on the same data), so scores would drift between machines.
+    # 0.69 on one thread, 0.77 on two, same data), so scores would drift between machines.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
