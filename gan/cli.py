@@ -263,7 +263,7 @@ def experiment_command(args: argparse.Namespace) -> int:
     ]
     if bad or not seeds:
         raise MoodmojiError(f"unknown group or label: {', '.join(bad) or 'no seeds given'}")
-    runs = run_experiment(
+    runs, shipped = run_experiment(
         args.data,
         args.out,
         args.budget,
@@ -272,44 +272,8 @@ def experiment_command(args: argparse.Namespace) -> int:
         tuple(groups),
         tuple(detail),
         args.device,
+        shipped=args.shipped,
     )
-    shipped = _score_shipped(args, labels) if args.shipped else None
     command = "moodmoji " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     print(f"report: {write_report(runs, args.report, args.figures, args.budget, command, shipped)}")
     return 0
-
-
-def _score_shipped(args: argparse.Namespace, labels: list[str]) -> dict[str, dict]:
-    from gan.data import load_label_images
-    from gan.experiment import BUDGETS, FINAL_METRICS
-    from gan.metrics import Evaluator, generate, load_or_train_classifier
-    from gan.sample import EmojiSampler
-    from moodmoji.device import resolve_device
-
-    settings = CommonSettings()
-    device = resolve_device(args.device)
-    classifier, _ = load_or_train_classifier(args.data, settings.cache_dir)
-    scores = {}
-    for label in labels:
-        sampler = EmojiSampler.from_checkpoint(args.shipped / f"{label}.pt", device)
-        evaluator = Evaluator(
-            load_label_images(args.data, label),
-            device,
-            settings.cache_dir,
-            FINAL_METRICS,
-            classifier,
-            label,
-        )
-        fake = generate(sampler.generator, BUDGETS[args.budget]["eval_samples"], 12345, device)
-        c = sampler.config
-        description = f"{c.model}, width {c.ngf}, N={c.expand}, " + ", ".join(
-            part
-            for part, on in (
-                ("DiffAugment", c.diffaugment),
-                ("EMA", c.ema),
-                ("spectral norm", c.spectral_norm),
-            )
-            if on
-        )
-        scores[label] = {**evaluator.score(fake), "description": description.rstrip(", ")}
-    return scores

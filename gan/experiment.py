@@ -51,6 +51,7 @@ BUDGETS: dict[str, dict] = {
     },
 }
 FINAL_METRICS = ("fid", "kid", "domain_is", "class_consistency")
+SCORE_SEED = 12345  # every final score samples the same latents
 SMALL_DATA = {"diffaugment": "color,translation,cutout", "ema": True}
 
 GROUPS: dict[str, dict[str, dict]] = {
@@ -142,8 +143,13 @@ def run_experiment(
     device: str = "auto",
     cache_dir: Path | None = None,
     progress: bool = True,
-) -> list[Run]:
-    """Train (or resume) every run, then score each one's best generator."""
+    shipped: Path | None = None,
+) -> tuple[list[Run], dict[str, dict]]:
+    """Train (or resume) every run, then score each one's best generator.
+
+    With `shipped` (a models folder), its `LABEL.pt` for each of `labels` is
+    scored the same way; returns the runs and those scores (label -> scores).
+    """
     from gan.data import load_label_images
     from gan.metrics import Evaluator, generate, load_or_train_classifier
     from gan.sample import EmojiSampler
@@ -151,7 +157,8 @@ def run_experiment(
     from moodmoji.settings import CommonSettings
 
     cache_dir = cache_dir or CommonSettings().cache_dir
-    runs = plan_runs(out, list(labels), list(seeds), list(groups), list(detail_labels or labels))
+    detail = list(detail_labels) if detail_labels else None
+    runs = plan_runs(out, list(labels), list(seeds), list(groups), detail)
     sizes = BUDGETS[budget]
     classifier, classifier_info = load_or_train_classifier(data_dir, cache_dir)
     for i, run in enumerate(runs, 1):
@@ -178,19 +185,21 @@ def run_experiment(
             classifier,
             label,
         )
-        for label in labels
+        for label in {run.label for run in runs} | set(labels)
     }
+
+    def score(checkpoint: Path, label: str) -> tuple[dict, EmojiSampler]:
+        sampler = EmojiSampler.from_checkpoint(checkpoint, run_device)
+        fake = generate(sampler.generator, sizes["eval_samples"], SCORE_SEED, run_device)
+        return evaluators[label].score(fake), sampler
+
     for run in runs:
         final = run.folder / "final.json"
         if final.exists():
             run.scores = json.loads(final.read_text())
             continue
         best = run.folder / BEST
-        sampler = EmojiSampler.from_checkpoint(
-            best if best.exists() else run.folder / CHECKPOINT, run_device
-        )
-        fake = generate(sampler.generator, sizes["eval_samples"], seed=12345, device=run_device)
-        scores = evaluators[run.label].score(fake)
+        scores, _ = score(best if best.exists() else run.folder / CHECKPOINT, run.label)
         best_epoch = min(
             (r for r in run.records if "fid" in r), key=lambda r: r["fid"], default={"epoch": None}
         )["epoch"]
@@ -201,7 +210,26 @@ def run_experiment(
             "classifier_holdout_accuracy": classifier_info["holdout_accuracy"],
         }
         final.write_text(json.dumps(run.scores, indent=2) + "\n")
-    return runs
+
+    shipped_scores = {}
+    for label in labels if shipped else ():
+        scores, sampler = score(shipped / f"{label}.pt", label)
+        shipped_scores[label] = {**scores, "description": _describe(sampler.config)}
+    return runs, shipped_scores
+
+
+def _describe(config) -> str:
+    """E.g. 'proposed, width 32, N=2, DiffAugment, EMA'."""
+    extras = [
+        part
+        for part, on in (
+            ("DiffAugment", config.diffaugment),
+            ("EMA", config.ema),
+            ("spectral norm", config.spectral_norm),
+        )
+        if on
+    ]
+    return ", ".join([f"{config.model}, width {config.ngf}, N={config.expand}", *extras])
 
 
 def summarise(runs: list[Run], group: str, label: str, metric: str) -> dict[str, tuple]:
