@@ -52,6 +52,7 @@ def _example_value(value) -> str:
         for base, shown in ((Path.cwd(), "."), (Path.home(), "~")):
             if value.is_absolute() and value.is_relative_to(base):
                 text = f"{shown}/{value.relative_to(base)}"
+                break  # the checkout may lie under home: the nearer base wins
         return text
     return str(value)
 

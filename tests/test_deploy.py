@@ -6,6 +6,8 @@ deploy/install-checkers.sh), and always by the structural rules below, which tie
 files to the code: ports, setting names, key names, probes and pins must agree.
 """
 
+import copy
+import functools
 import json
 import re
 import shutil
@@ -41,8 +43,14 @@ def load_all(path: Path) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
-def manifests() -> dict[str, list[dict]]:
+@functools.cache
+def _parsed_manifests() -> dict[str, list[dict]]:
     return {path.name: load_all(path) for path in sorted(K8S.glob("*.yaml"))}
+
+
+def manifests() -> dict[str, list[dict]]:
+    # Parsed once per session; each caller gets its own copy to change freely.
+    return copy.deepcopy(_parsed_manifests())
 
 
 def resources(kind: str) -> list[dict]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from worker_helpers import make_registry, queue_settings, tiny_models
+from worker_helpers import make_registry, queue_settings, running, tiny_models
 
 from worker import InProcessTransport, WorkerClient
 from worker.retraining import RetrainSettings, UploadRefused, check_promotion, prepare_data
@@ -150,11 +150,11 @@ async def test_a_worker_under_load_switches_on_promote_and_rollback_without_fail
     registry.update_meta("v1", {"metrics": {"positive": {"fid": 2.0, "kid": 0.02}}})
     registry.update_meta("v2", {"comparisons": {"v1": registry.meta("v1")["metrics"]}})
     transport = InProcessTransport()
-    service = SamplingService(transport, settings, registry=registry)
-    running = asyncio.create_task(service.run())
-    await asyncio.wait_for(service.wait_ready(), 30)
     results, versions_seen = [], set()
-    async with WorkerClient(transport, settings) as client:
+    async with (
+        running(SamplingService(transport, settings, registry=registry)) as service,
+        WorkerClient(transport, settings) as client,
+    ):
         stop = asyncio.Event()
 
         async def load(user: int) -> None:
@@ -176,8 +176,6 @@ async def test_a_worker_under_load_switches_on_promote_and_rollback_without_fail
         await asyncio.sleep(0.1)
         stop.set()
         await asyncio.gather(*clients)
-    service.request_stop()
-    await asyncio.wait_for(running, 30)
     assert versions_seen >= {"v1", "v2"}
     assert results and all(r.ok for r in results)
     assert len({r.model_version for r in results}) == 2  # answers came from both versions

@@ -184,6 +184,7 @@ def import_images(
     known_pixels = {row.sha256 for row in existing}
 
     report = ImportReport(set_dir)
+    side_rule = f"sides must lie between {min_side} and {max_side}"
     new_rows: list[ManifestRow] = []
     new_images: list[Image.Image] = []
     for name, data in _source_files(source, zip_limits or ZipLimits()):
@@ -197,9 +198,7 @@ def import_images(
         try:
             image = _decode(data, max_side)
         except _TooLarge as error:
-            report.rejected.append(
-                (name, f"{error}: sides must lie between {min_side} and {max_side}")
-            )
+            report.rejected.append((name, f"{error}: {side_rule}"))
             continue
         except UnidentifiedImageError:
             report.corrupt.append((name, "not an image Pillow can read"))
@@ -210,11 +209,9 @@ def import_images(
         if image.format not in IMAGE_FORMATS:
             report.rejected.append((name, f"format {image.format} is not accepted"))
             continue
-        if min(image.size) < min_side or max(image.size) > max_side:
+        if min(image.size) < min_side:  # too large was refused by _decode, before decoding
             width, height = image.size
-            report.rejected.append(
-                (name, f"{width}x{height}: sides must lie between {min_side} and {max_side}")
-            )
+            report.rejected.append((name, f"{width}x{height}: {side_rule}"))
             continue
         normalised = to_rgb_square(image, size)
         digest = pixel_hash(normalised)

@@ -51,7 +51,7 @@ def prepare_data(source: Path, job_dir: Path, settings: RetrainSettings) -> Prep
     Raises `UploadRefused` when the source cannot be used: not a folder or zip, a zip
     refused as a whole, or fewer than `retrain_min_images` usable images for a label.
     """
-    from gan.emoji_set import UnsafeZipError, ZipLimits, import_images
+    from gan.emoji_set import ZipLimits, import_images  # its UnsafeZipError is a MoodmojiError
 
     source = Path(source)
     folder = job_dir / DATA_FOLDER
@@ -79,8 +79,6 @@ def prepare_data(source: Path, job_dir: Path, settings: RetrainSettings) -> Prep
     shutil.rmtree(staging, ignore_errors=True)
     try:
         report = import_images(staging, source, licence="operator upload", zip_limits=limits)
-    except UnsafeZipError as error:
-        raise UploadRefused(str(error)) from error
     except MoodmojiError as error:
         raise UploadRefused(str(error)) from error
     skipped = [

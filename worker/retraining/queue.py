@@ -148,7 +148,7 @@ def run_request(client, settings, request: RetrainRequest, isolated: bool = True
     """Run one queued job, reporting on its event stream; returns the final event."""
     from worker.registry import registry_from_settings
     from worker.retraining.compare import compare
-    from worker.retraining.job import RetrainSpec, open_job, run_job
+    from worker.retraining.job import RetrainSpec, retrain
 
     keys = RetrainKeys(settings.queue_prefix)
     rid = request.request_id
@@ -196,10 +196,8 @@ def run_request(client, settings, request: RetrainRequest, isolated: bool = True
             epochs=request.epochs,
             requested_by=request.requested_by,
         )
-        registry = registry_from_settings(settings)
-        job_dir, _state = open_job(spec, settings, registry, job_id=rid)
-        state = run_job(job_dir, settings, on_progress, isolated=isolated)
-        table = compare(registry, state.version, state.base_version).table()
+        state = retrain(spec, settings, on_progress, job_id=rid, isolated=isolated)
+        table = compare(registry_from_settings(settings), state.version, state.base_version).table()
         final = RetrainEvent(
             request_id=rid, state="done", stage="done", version=state.version, message=table
         )
