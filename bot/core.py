@@ -561,16 +561,15 @@ class EmojiService:
 
     async def promote(self, version: str, force: bool = False) -> str | Refusal:
         """Make `version` live unless its FID/KID is worse than the live one's (or `force`)."""
-        from worker.retraining import check_promotion
+        from worker.retraining import promote_checked
 
         registry = self.registry()
         try:
-            verdict = await asyncio.to_thread(check_promotion, registry, version, force)
+            verdict, previous = await asyncio.to_thread(promote_checked, registry, version, force)
         except Exception as error:  # RegistryError: unknown or malformed version
             return Refusal(RefusalKind.NO_SUCH_VERSION, str(error))
         if not verdict.allowed:
             return Refusal(RefusalKind.WORSE_MODEL, f"Not promoted: {verdict.reason}.")
-        previous = await asyncio.to_thread(registry.promote, version)
         return (
             f"`{version}` is live (was `{previous}`; {verdict.reason}); workers switch within "
             f"{self.client.settings.registry_poll_s:g} s."

@@ -55,20 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def show_settings(args: argparse.Namespace) -> int:
-    from moodmoji.settings_doc import env_example, settings_classes
+    from moodmoji.settings_doc import env_example, settings_sections
 
     if args.example:
         print(env_example(), end="")
         return 0
-    seen: set[str] = set()
-    for title, cls in settings_classes():
+    for title, cls, names in settings_sections():
         values = cls().model_dump()  # SecretStr fields dump as '**********'
-        rows = [(name, value) for name, value in values.items() if name not in seen]
-        if rows:
-            print(f"{title}:")
-        for name, value in rows:
-            seen.add(name)
-            print(f"  MOODMOJI_{name.upper()} = {value}")
+        print(f"{title}:")
+        for name in names:
+            print(f"  MOODMOJI_{name.upper()} = {values[name]}")
     return 0
 
 

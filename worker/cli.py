@@ -225,16 +225,15 @@ def run_models_show(args: argparse.Namespace) -> int:
 
 
 def run_models_promote(args: argparse.Namespace) -> int:
-    from worker.retraining import check_promotion
+    from worker.retraining import promote_checked
 
     settings = _settings(args)
     registry = registry_from_settings(settings)
-    verdict = check_promotion(registry, args.version, args.force)
+    verdict, previous = promote_checked(registry, args.version, args.force)
     if verdict.comparison is not None and verdict.comparison.active_scores is not None:
         print(verdict.comparison.table())
     if not verdict.allowed:
         raise MoodmojiError(f"not promoted: {verdict.reason}")
-    previous = registry.promote(args.version)
     print(
         f"{args.version} is live (was {previous}; {verdict.reason}); workers switch within "
         f"{settings.registry_poll_s:g} s; `moodmoji models rollback` undoes it"

@@ -39,7 +39,7 @@ class RegistryError(MoodmojiError):
     """A version or checkpoint the registry does not have."""
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_text_atomically(path: Path, text: str) -> None:
     """Readers see the old file or the new one, never half of it."""
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".partial") as f:
         f.write(text)
@@ -146,7 +146,9 @@ class ModelRegistry:
         if version == DEFAULT_VERSION or not (self.version_dir(version) / META_FILE).is_file():
             raise RegistryError(f"no version {version!r} in {self.root}")
         meta = {**self.meta(version), **changes}
-        _write_atomically(self.version_dir(version) / META_FILE, json.dumps(meta, indent=2) + "\n")
+        write_text_atomically(
+            self.version_dir(version) / META_FILE, json.dumps(meta, indent=2) + "\n"
+        )
         return meta
 
     def activate(self, version: str) -> None:
@@ -156,7 +158,7 @@ class ModelRegistry:
         if self.redis is not None and self.key:
             self.redis.set(self.key, version)
         self.root.mkdir(parents=True, exist_ok=True)
-        _write_atomically(self.root / ACTIVE_FILE, version + "\n")
+        write_text_atomically(self.root / ACTIVE_FILE, version + "\n")
 
     # --- promotions: activations an operator can undo -----------------------
 
@@ -168,12 +170,12 @@ class ModelRegistry:
     def promote(self, version: str) -> str:
         """Make `version` live and remember what it replaced; returns that version.
 
-        Checks on quality belong to the caller (`worker.retraining.check_promotion`).
+        Checks on quality belong to the caller (`worker.retraining.promote_checked`).
         """
         previous = self.active_version()
         self.activate(version)
         if previous != version:
-            _write_atomically(
+            write_text_atomically(
                 self.root / PROMOTIONS_FILE, json.dumps([*self.promotions(), previous]) + "\n"
             )
         return previous
@@ -185,7 +187,7 @@ class ModelRegistry:
             raise RegistryError("nothing to roll back to: no promotion has been made")
         current, previous = self.active_version(), stack[-1]
         self.activate(previous)  # a version that vanished raises here, and the stack stays
-        _write_atomically(self.root / PROMOTIONS_FILE, json.dumps(stack[:-1]) + "\n")
+        write_text_atomically(self.root / PROMOTIONS_FILE, json.dumps(stack[:-1]) + "\n")
         return current, previous
 
 

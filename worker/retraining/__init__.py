@@ -10,7 +10,13 @@
 See docs/operators.md.
 """
 
-from worker.retraining.compare import Comparison, Verdict, check_promotion, compare
+from worker.retraining.compare import (
+    Comparison,
+    Verdict,
+    check_promotion,
+    compare,
+    promote_checked,
+)
 from worker.retraining.data import UploadRefused, prepare_data
 from worker.retraining.job import (
     Progress,
@@ -35,6 +41,7 @@ __all__ = [
     "compare",
     "open_job",
     "prepare_data",
+    "promote_checked",
     "read_state",
     "retrain",
     "run_job",

@@ -79,14 +79,15 @@ def compare(registry: ModelRegistry, candidate: str, active: str | None = None) 
 def check_promotion(registry: ModelRegistry, version: str, force: bool = False) -> Verdict:
     """May `version` go live? Raises RegistryError for a version the registry lacks."""
     registry.version_dir(version)  # a malformed name is a RegistryError
-    if version != DEFAULT_VERSION and not registry.meta(version):
+    meta = {} if version == DEFAULT_VERSION else registry.meta(version)
+    if version != DEFAULT_VERSION and not meta:
         from worker.registry import RegistryError
 
         raise RegistryError(f"no version {version!r} in {registry.root}")
     active = registry.active_version()
     if version == active:
         return Verdict(False, f"`{version}` is already live")
-    if version == DEFAULT_VERSION or not registry.meta(version).get("metrics"):
+    if not meta.get("metrics"):
         return Verdict(True, f"`{version}` has no recorded metrics, so it was not compared")
     comparison = compare(registry, version, active)
     if comparison.active_scores is None:
@@ -109,3 +110,14 @@ def check_promotion(registry: ModelRegistry, version: str, force: bool = False) 
             comparison,
         )
     return Verdict(True, f"`{version}` is no worse than `{active}` on FID and KID", comparison)
+
+
+def promote_checked(
+    registry: ModelRegistry, version: str, force: bool = False
+) -> tuple[Verdict, str | None]:
+    """Promote `version` if `check_promotion` allows it: (verdict, the version it replaced).
+
+    The one way in for every front end (CLI, bot), so none can skip the gate.
+    """
+    verdict = check_promotion(registry, version, force)
+    return verdict, registry.promote(version) if verdict.allowed else None

@@ -34,7 +34,7 @@ from pydantic import BaseModel, Field
 
 from moodmoji.errors import MoodmojiError
 from worker.protocol import LABELS
-from worker.registry import ModelRegistry, registry_from_settings
+from worker.registry import ModelRegistry, registry_from_settings, write_text_atomically
 from worker.retraining.data import DATA_FOLDER, MANIFEST, prepare_data
 from worker.retraining.settings import RetrainSettings
 
@@ -97,9 +97,7 @@ def read_state(job_dir: Path) -> JobState | None:
 
 
 def _write_state(job_dir: Path, state: JobState) -> None:
-    tmp = job_dir / (JOB_FILE + ".partial")
-    tmp.write_text(state.model_dump_json(indent=2) + "\n")
-    os.replace(tmp, job_dir / JOB_FILE)
+    write_text_atomically(job_dir / JOB_FILE, state.model_dump_json(indent=2) + "\n")
 
 
 def open_job(
@@ -200,7 +198,8 @@ def _run_stages(job_dir: Path, settings: RetrainSettings) -> None:
         from worker.retraining.evaluate import score_checkpoints
 
         scores = score_checkpoints({"new": candidate, "base": base}, data.folder, settings)
-        scores_path.write_text(json.dumps(scores, indent=2) + "\n")
+        # Atomic: this file's presence is what marks scoring as done on a resume.
+        write_text_atomically(scores_path, json.dumps(scores, indent=2) + "\n")
     scores = json.loads(scores_path.read_text())
 
     from worker.retraining.evaluate import save_comparison_grid, save_curves
