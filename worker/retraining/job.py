@@ -168,25 +168,24 @@ def _run_stages(job_dir: Path, settings: RetrainSettings) -> None:
     data = prepare_data(Path(spec.source), job_dir, settings)
     configs = {label: _training_config(registry, state, label, settings) for label in spec.labels}
     state.epochs = {label: config.epochs for label, config in configs.items()}
-    state.stage = "train"
-    _write_state(job_dir, state)
-
     runs = {label: job_dir / f"run-{label}" for label in spec.labels}
-    for label, config in configs.items():
-        run = runs[label]
-        start = registry.checkpoint_path(label, spec.from_version) if spec.from_version else None
-        gan.train(
-            config,
-            data.folder,
-            run,
-            device=settings.device,
-            progress=False,
-            cache_dir=settings.cache_dir,
-            init_generator=start,
-        )
+    # A job resumed past training neither trains again nor moves its stage back.
+    if _advance(job_dir, state, "train"):
+        for label, config in configs.items():
+            start = None
+            if spec.from_version:
+                start = registry.checkpoint_path(label, spec.from_version)
+            gan.train(
+                config,
+                data.folder,
+                runs[label],
+                device=settings.device,
+                progress=False,
+                cache_dir=settings.cache_dir,
+                init_generator=start,
+            )
 
-    state.stage = "evaluate"
-    _write_state(job_dir, state)
+    _advance(job_dir, state, "evaluate")
     export = job_dir / "export"
     candidate = {
         label: gan.export_generator(runs[label] / "checkpoint.pt", export / f"{label}.pt")
@@ -210,11 +209,18 @@ def _run_stages(job_dir: Path, settings: RetrainSettings) -> None:
     save_comparison_grid(rows, job_dir / GRID_FILE)
     save_curves(runs, job_dir / CURVES_FILE)
 
-    state.stage = "publish"
-    _write_state(job_dir, state)
+    _advance(job_dir, state, "publish")
     _publish(registry, job_dir, state, data, configs, candidate, scores, settings)
-    state.stage = "done"
+    _advance(job_dir, state, "done")
+
+
+def _advance(job_dir: Path, state: JobState, stage: str) -> bool:
+    """Record `stage` unless the job is already past it; True when it was not past it."""
+    if STAGES.index(state.stage) > STAGES.index(stage):
+        return False
+    state.stage = stage
     _write_state(job_dir, state)
+    return True
 
 
 def _publish(registry, job_dir, state, data, configs, candidate, scores, settings) -> None:
