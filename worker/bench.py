@@ -9,6 +9,7 @@
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import statistics
@@ -104,6 +105,46 @@ def _spawn_workers(settings, registry, count: int, max_batch: int, prefix: str, 
     ]
 
 
+@contextlib.contextmanager
+def worker_processes(settings, registry, count: int, max_batch: int, prefix: str, threads: int):
+    """`count` worker processes for the block; stopped (killed if they hang) after it."""
+    processes = _spawn_workers(settings, registry, count, max_batch, prefix, threads)
+    try:
+        yield processes
+    finally:
+        stop_processes(processes)
+
+
+def stop_processes(processes: list) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def wait_for_workers(transport, count: int, timeout_s: float) -> None:
+    """Until `count` workers send heartbeats on `transport`'s queue."""
+    give_up = time.monotonic() + timeout_s
+    while len(await transport.heartbeats()) < count:
+        if time.monotonic() > give_up:
+            raise MoodmojiError(
+                f"{count} bench workers did not start within {timeout_s:g} s; is Redis up?"
+            )
+        await asyncio.sleep(0.2)
+
+
+async def delete_queue_keys(transport, prefix: str) -> None:
+    """Every Redis key of one bench run's queue prefix."""
+    keys = [key async for key in transport.redis.scan_iter(match=f"{prefix}:*")]
+    if keys:
+        await transport.redis.delete(*keys)
+
+
 async def _offered_load(settings, prefix: str, workers: int, rate: float, seconds: float):
     """Latencies (s) of `rate` requests/s for `seconds`, and the mean batch size seen."""
     from worker.client import WorkerClient
@@ -112,11 +153,7 @@ async def _offered_load(settings, prefix: str, workers: int, rate: float, second
     settings = settings.model_copy(update={"queue_prefix": prefix, "queue_max_length": 100_000})
     transport = RedisStreamsTransport(settings)
     try:
-        give_up = time.monotonic() + 120
-        while len(await transport.heartbeats()) < workers:
-            if time.monotonic() > give_up:
-                raise MoodmojiError("bench workers did not start; is Redis up?")
-            await asyncio.sleep(0.2)
+        await wait_for_workers(transport, workers, 120)
         async with WorkerClient(transport, settings) as client:
             await client.generate(LABEL, seed=0, size=SIZE)  # warm every path once
 
@@ -138,9 +175,7 @@ async def _offered_load(settings, prefix: str, workers: int, rate: float, second
         batch = statistics.mean(r.timings.batch_size for _, r in outcomes)
         return latencies, batch, len(outcomes) / elapsed
     finally:
-        keys = [key async for key in transport.redis.scan_iter(match=f"{prefix}:*")]
-        if keys:
-            await transport.redis.delete(*keys)
+        await delete_queue_keys(transport, prefix)
         await transport.close()
 
 
@@ -174,23 +209,17 @@ def run_worker_bench(args: argparse.Namespace, settings: WorkerSettings) -> int:
         latency_rows = []
         for name, workers, max_batch in runs:
             prefix = f"moodmoji-bench-{uuid.uuid4().hex[:8]}"
-            processes = _spawn_workers(
+            with worker_processes(
                 settings,
                 scratch / "registry",
                 workers,
                 max_batch or settings.worker_max_batch,
                 prefix,
                 args.threads,
-            )
-            try:
+            ):
                 latencies, batch, achieved = asyncio.run(
                     _offered_load(settings, prefix, workers, args.rate, args.seconds)
                 )
-            finally:
-                for process in processes:
-                    process.terminate()
-                for process in processes:
-                    process.wait(timeout=30)
             row = (
                 name,
                 workers,

@@ -21,10 +21,8 @@ claim timeout and `_ANSWER_GRACE_S` for the last answers; worker start-up is giv
 
 import argparse
 import asyncio
-import contextlib
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 import uuid
@@ -34,7 +32,16 @@ from urllib.parse import urlsplit
 
 from moodmoji.benchmarks import write_section
 from moodmoji.errors import MoodmojiError
-from worker.bench import LABEL, SIZE, _bench_checkpoint, _percentile, _spawn_workers
+from worker.bench import (
+    LABEL,
+    SIZE,
+    _bench_checkpoint,
+    _percentile,
+    _spawn_workers,
+    delete_queue_keys,
+    wait_for_workers,
+    worker_processes,
+)
 from worker.client import RequestTimedOut, WorkerBusy, WorkerClient
 from worker.redis_transport import RedisStreamsTransport
 from worker.settings import WorkerSettings
@@ -155,11 +162,7 @@ async def _misrouted(settings: WorkerSettings, asked_by_stream: dict[str, set[st
 async def _wait_for_heartbeats(settings: WorkerSettings, count: int) -> None:
     transport = RedisStreamsTransport(settings)
     try:
-        give_up = time.monotonic() + _STARTUP_S
-        while len(await transport.heartbeats()) < count:
-            if time.monotonic() > give_up:
-                raise MoodmojiError(f"{count} bench workers did not start within {_STARTUP_S:g} s")
-            await asyncio.sleep(0.2)
+        await wait_for_workers(transport, count, _STARTUP_S)
         async with WorkerClient(transport, settings) as client:
             await client.generate(LABEL, seed=0, size=SIZE, timeout=_STARTUP_S)  # warm the path
     finally:
@@ -201,31 +204,16 @@ async def _run(
     return report
 
 
-@contextlib.contextmanager
 def _worker_processes(settings, registry: Path, count: int, plan: LoadPlan):
-    processes = _spawn_workers(
+    return worker_processes(
         settings, registry, count, plan.max_batch, settings.queue_prefix, plan.threads
     )
-    try:
-        yield processes
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 async def _delete_keys(settings: WorkerSettings) -> None:
     transport = RedisStreamsTransport(settings)
     try:
-        keys = [key async for key in transport.redis.scan_iter(match=f"{settings.queue_prefix}:*")]
-        if keys:
-            await transport.redis.delete(*keys)
+        await delete_queue_keys(transport, settings.queue_prefix)
     finally:
         await transport.close()
 
