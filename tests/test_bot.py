@@ -517,6 +517,12 @@ async def test_admin_status_promote_and_rollback(samplers, tiny_models, tmp_path
         assert registry.active_version() == "v1"
         nothing_left = make_interaction(bot, permissions=manager)
         await cog.rollback.callback(cog, nothing_left)
+        # The retrain message's Discard button, then a Promote of the same version.
+        discard = make_interaction(bot, permissions=manager)
+        await cog.on_decision(discard, "discard", "v2")
+        promote_discarded = make_interaction(bot, permissions=manager)
+        await cog.on_decision(promote_discarded, "promote", "v2")
+        assert registry.active_version() == "v1"
     assert "Manage Server" in stranger.response.send_message.await_args.args[0]
     report = status.followup.send.await_args.args[0]
     assert "workers alive** 1" in report and "active version** `v1`" in report
@@ -525,6 +531,8 @@ async def test_admin_status_promote_and_rollback(samplers, tiny_models, tmp_path
     assert "v9" in unknown.followup.send.await_args.args[0]
     assert "Rolled back to `v1`" in rollback.followup.send.await_args.args[0]
     assert "Nothing to roll back" in nothing_left.followup.send.await_args.args[0]
+    assert "`v2` discarded" in discard.followup.send.await_args.args[0]
+    assert "`v2` was discarded on" in promote_discarded.followup.send.await_args.args[0]
 
 
 # --- process-level ------------------------------------------------------------------------

@@ -44,10 +44,13 @@ def test_promote_refuses_worse_prints_the_table_and_rollback_undoes(tmp_path, ti
     assert main([*where, "promote", "good"]) == 0
     assert "good is live (was v1" in capsys.readouterr().out
 
+    registry.update_meta("bad", {"discarded_at": 1_800_000_000.0})  # the bot's Discard button
     assert main([*where, "list"]) == 0
     listing = capsys.readouterr().out.splitlines()
     assert listing[0].startswith("  bad ") and "positive fid=70" in listing[0]
+    assert listing[0].endswith("DISCARDED")
     assert listing[1].startswith("* good ") and "from v1" in listing[1]
+    assert "DISCARDED" not in listing[1]
 
     assert main([*where, "show", "bad"]) == 0
     shown = capsys.readouterr().out

@@ -137,6 +137,18 @@ def test_promote_refuses_a_worse_version_and_accepts_a_better_one(tmp_path, tiny
     assert accepted.comparison.active_scores == good
 
 
+def test_a_discarded_version_is_not_promoted_unless_forced(tmp_path, tiny_models):
+    live = {"positive": {"fid": 50.0, "kid": 0.05}}
+    better = {"positive": {"fid": 40.0, "kid": 0.04}}
+    registry = scored_registry(tmp_path / "registry", tiny_models, {"live": live, "good": better})
+    registry.promote("live")
+    assert check_promotion(registry, "good").allowed
+    registry.update_meta("good", {"discarded_at": 1_800_000_000.0})
+    refused = check_promotion(registry, "good")
+    assert not refused.allowed and "discarded on 2027-01-15" in refused.reason
+    assert check_promotion(registry, "good", force=True).allowed
+
+
 def test_an_uncompared_version_needs_a_comparison_or_force(tmp_path, tiny_models):
     scored = {"positive": {"fid": 50.0, "kid": 0.05}}
     registry = scored_registry(tmp_path / "registry", tiny_models, {"r1": scored})

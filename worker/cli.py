@@ -201,7 +201,8 @@ def run_models_list(args: argparse.Namespace) -> int:
         origin = f"from {lineage['base']}" if lineage.get("base") else "published"
         scores = _scores_text(meta.get("metrics") or {}) or "no metrics"
         labels = ", ".join(registry.labels(version))
-        print(f"{marker} {version}  [{labels}]  {origin}  {scores}")
+        discarded = "  DISCARDED" if meta.get("discarded_at") is not None else ""
+        print(f"{marker} {version}  [{labels}]  {origin}  {scores}{discarded}")
     if active == "default":
         print(f"* default  (shipped models in {registry.default_dir})")
     return 0

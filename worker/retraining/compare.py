@@ -3,10 +3,12 @@
 A retrained version's meta.json records its own scores per label (`metrics`) and, in
 `comparisons[<version>]`, the scores of the version that was live when it was trained,
 measured on the same reference images, samples and seed. `check_promotion` refuses a
-version whose FID or KID is worse than the live one's on any label; a version with no
-recorded metrics (published by hand) cannot be judged and is promoted with a note.
+version whose FID or KID is worse than the live one's on any label, and one an operator
+discarded (`discarded_at`, set by the bot's Discard button); a version with no recorded
+metrics (published by hand) cannot be judged and is promoted with a note.
 """
 
+import time
 from dataclasses import dataclass, field
 
 from worker.registry import DEFAULT_VERSION, ModelRegistry
@@ -87,6 +89,9 @@ def check_promotion(registry: ModelRegistry, version: str, force: bool = False) 
     active = registry.active_version()
     if version == active:
         return Verdict(False, f"`{version}` is already live")
+    if meta.get("discarded_at") is not None and not force:
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(meta["discarded_at"]))
+        return Verdict(False, f"`{version}` was discarded on {when} (force it to promote anyway)")
     if not meta.get("metrics"):
         return Verdict(True, f"`{version}` has no recorded metrics, so it was not compared")
     comparison = compare(registry, version, active)
