@@ -203,6 +203,20 @@ def test_an_interrupted_retrain_resumes_where_it_stopped(tmp_path, tiny_models, 
     assert set(registry.meta(state.version)["metrics"]) == {"positive", "negative"}
 
 
+def test_a_bad_or_taken_version_name_is_refused_before_any_work(
+    tmp_path, tiny_models, procedural_data
+):
+    from worker.retraining import open_job
+
+    registry = make_registry(tmp_path / "registry", tiny_models)
+    settings = retrain_settings(tmp_path, registry.root)
+    for version, message in (("../elsewhere", "is not a version name"), ("v1", "exists already")):
+        spec = RetrainSpec(source=str(procedural_data), labels=["positive"], version=version)
+        with pytest.raises(MoodmojiError, match=message):
+            open_job(spec, settings, registry)
+    assert not settings.retrain_dir.exists() or not any(settings.retrain_dir.iterdir())
+
+
 @pytest.mark.slow  # a real CLI process and its training child, killed: about a minute
 def test_a_killed_retrain_process_resumes_from_its_last_epoch(
     tmp_path, tiny_models, procedural_data

@@ -129,7 +129,8 @@ def open_job(
     for label in spec.labels:  # one line now rather than a traceback in the child
         registry.checkpoint_path(label, spec.from_version or base)
     version = spec.version or f"retrain-{job_id}"
-    if (registry.root / version).exists():
+    # version_dir refuses a malformed name now, not after training at publish time.
+    if registry.version_dir(version).exists():
         raise RetrainError(f"version {version!r} exists already; name the new one with --version")
     job_dir.mkdir(parents=True, exist_ok=True)
     state = JobState(job_id=job_id, spec=spec, base_version=base, version=version)
@@ -224,7 +225,8 @@ def _advance(job_dir: Path, state: JobState, stage: str) -> bool:
 
 
 def _publish(registry, job_dir, state, data, configs, candidate, scores, settings) -> None:
-    existing = registry.meta(state.version) if (registry.root / state.version).exists() else None
+    published = registry.version_dir(state.version).exists()
+    existing = registry.meta(state.version) if published else None
     if existing is not None:
         if existing.get("job") == state.job_id:
             return  # published just before an interruption
