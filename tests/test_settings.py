@@ -46,3 +46,31 @@ def test_a_bad_setting_is_one_clear_line(monkeypatch, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert err[0].startswith("moodmoji: error: invalid setting") and "worker_max_batch" in err[0]
+
+
+def test_command_line_options_override_settings_for_their_own_command(monkeypatch, tmp_path):
+    from moodmoji.cli import build_parser
+    from worker.cli import _retrain_settings, _settings
+
+    monkeypatch.setenv("MOODMOJI_DEVICE", "cuda")
+    parser = build_parser()
+    worker = _settings(parser.parse_args(["worker", "--labels", "negative", "--max-batch", "4"]))
+    assert worker.worker_labels == ["negative"] and worker.worker_max_batch == 4
+    assert worker.device == "cuda"  # not given: from the environment
+    args = parser.parse_args(
+        [
+            "retrain",
+            "--data",
+            str(tmp_path),
+            "--labels",
+            "positive",
+            "--registry",
+            str(tmp_path),
+            "--device",
+            "cpu",
+        ]
+    )
+    retrain = _retrain_settings(args)
+    assert retrain.registry_dir == tmp_path and retrain.device == "cpu"
+    # retrain's --labels picks the labels to train, not the labels a worker serves
+    assert retrain.worker_labels == ["positive", "negative"]

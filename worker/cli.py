@@ -18,7 +18,9 @@ def register(subparsers) -> None:
     worker = subparsers.add_parser(
         "worker", help="serve emoji requests from the Redis queue with the GAN"
     )
-    worker.add_argument("--labels", nargs="+", help="labels to serve (default: both)")
+    worker.add_argument(
+        "--labels", nargs="+", dest="worker_labels", help="labels to serve (default: both)"
+    )
     worker.add_argument("--registry", type=Path, help="model registry folder")
     worker.add_argument("--device", help="cpu, cuda, cuda:1, mps or auto")
     worker.add_argument("--max-batch", type=int, help="most requests per forward pass")
@@ -119,20 +121,27 @@ def register_bench(bench_subparsers) -> None:
     load.set_defaults(handler=lambda args: run_load_bench(args, _settings(args)))
 
 
-def _settings(args: argparse.Namespace):
+# Settings field -> command-line option (argparse dest) that overrides it when given.
+_OPTION_FOR_FIELD = {
+    "registry_dir": "registry",
+    "device": "device",
+    "worker_labels": "worker_labels",
+    "worker_max_batch": "max_batch",
+    "worker_batch_wait_ms": "batch_wait_ms",
+    "worker_metrics_port": "metrics_port",
+    "worker_id": "worker_id",
+    "models_dir": "models",
+}
+
+
+def _settings(args: argparse.Namespace, settings_class=None):
+    """Settings from the environment and .env, overridden by the options a command has."""
     from worker.settings import WorkerSettings
 
-    overrides = {
-        "registry_dir": getattr(args, "registry", None),
-        "device": getattr(args, "device", None),
-        "worker_labels": getattr(args, "labels", None),
-        "worker_max_batch": getattr(args, "max_batch", None),
-        "worker_batch_wait_ms": getattr(args, "batch_wait_ms", None),
-        "worker_metrics_port": getattr(args, "metrics_port", None),
-        "worker_id": getattr(args, "worker_id", None),
-        "models_dir": getattr(args, "models", None),
-    }
-    return WorkerSettings(**{k: v for k, v in overrides.items() if v is not None})
+    overrides = {field: getattr(args, option, None) for field, option in _OPTION_FOR_FIELD.items()}
+    return (settings_class or WorkerSettings)(
+        **{k: v for k, v in overrides.items() if v is not None}
+    )
 
 
 def run_worker(args: argparse.Namespace) -> int:
@@ -177,11 +186,7 @@ def run_demo(args: argparse.Namespace) -> int:
 def _retrain_settings(args: argparse.Namespace):
     from worker.retraining import RetrainSettings
 
-    overrides = {
-        "registry_dir": getattr(args, "registry", None),
-        "device": getattr(args, "device", None),
-    }
-    return RetrainSettings(**{k: v for k, v in overrides.items() if v is not None})
+    return _settings(args, RetrainSettings)
 
 
 def _scores_text(metrics: dict) -> str:
