@@ -38,10 +38,9 @@ def _shown(items: list[str], limit: int = 5) -> str:
     return ", ".join(items[:limit]) + more
 
 
-def data_digest(folder: Path) -> str:
-    from gan.emoji_set import read_manifest
-
-    pairs = sorted(f"{row.label}:{row.sha256}" for row in read_manifest(folder))
+def data_digest(rows) -> str:
+    """A digest of the images trained on (label and content), whatever their file names."""
+    pairs = sorted(f"{row.label}:{row.sha256}" for row in rows)
     return hashlib.sha256("\n".join(pairs).encode()).hexdigest()[:16]
 
 
@@ -102,7 +101,8 @@ def prepare_data(source: Path, job_dir: Path, settings: RetrainSettings) -> Prep
 def _summary(folder: Path, skipped: list[str]) -> PreparedData:
     from gan.emoji_set import read_manifest
 
+    rows = read_manifest(folder)
     counts = {label: 0 for label in LABELS}
-    for row in read_manifest(folder):
+    for row in rows:
         counts[row.label] += 1
-    return PreparedData(folder, counts, data_digest(folder), skipped)
+    return PreparedData(folder, counts, data_digest(rows), skipped)
