@@ -12,6 +12,7 @@ import io
 import os
 import subprocess
 import sys
+import zipfile
 from unittest.mock import AsyncMock, MagicMock
 
 import discord
@@ -587,3 +588,34 @@ def test_bot_modules_never_import_torch():
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+async def test_retrain_from_named_server_emojis_zips_them_by_label():
+    from bot.cogs.admin import AdminCog
+
+    def custom_emoji(name: str, emoji_id: int, animated: bool = False):
+        emoji = MagicMock(spec=discord.Emoji)
+        emoji.name, emoji.id, emoji.animated = name, emoji_id, animated
+        emoji.read = AsyncMock(return_value=f"pixels of {name}".encode())
+        return emoji
+
+    guild = MagicMock(spec=discord.Guild)
+    guild.emojis = [
+        custom_emoji("grin", 11),
+        custom_emoji("party", 12, True),
+        custom_emoji("sob", 13),
+    ]
+    interaction = MagicMock(spec=discord.Interaction)
+    interaction.guild = guild
+    cog = AdminCog(MagicMock(), BotSettings(discord_token=None, dev_guild_id=None))
+
+    upload = await cog._upload(interaction, None, "<:grin:11> :party: grin", "SOB")
+    with zipfile.ZipFile(io.BytesIO(upload)) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    assert files == {
+        "positive/grin-11.png": b"pixels of grin",
+        "positive/party-12.gif": b"pixels of party",  # animated: its first frame is used
+        "negative/sob-13.png": b"pixels of sob",
+    }
+    unknown = await cog._upload(interaction, None, "grin nope", None)
+    assert isinstance(unknown, Refusal) and "nope" in unknown.message

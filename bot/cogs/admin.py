@@ -195,9 +195,11 @@ class AdminCog(commands.Cog, name="Admin"):
             if isinstance(emojis, str):
                 return Refusal(RefusalKind.BAD_UPLOAD, emojis)
             suffix = {True: "gif", False: "png"}
+            # Side by side: a server may name hundreds, and one CDN round trip each adds up.
+            contents = await asyncio.gather(*(emoji.read() for emoji in emojis))
             images[label] = [
-                (f"{emoji.name}-{emoji.id}.{suffix[emoji.animated]}", await emoji.read())
-                for emoji in emojis
+                (f"{emoji.name}-{emoji.id}.{suffix[emoji.animated]}", content)
+                for emoji, content in zip(emojis, contents, strict=True)
             ]
         return zip_labelled_images(images)
 
