@@ -2,28 +2,24 @@
 
 # ruff: noqa: F401, F811
 
-from worker_helpers import tiny_models
+from worker_helpers import scored_registry, tiny_models
 
 from moodmoji.cli import main
 from worker import ModelRegistry
 
 
 def scored(tmp_path, tiny_models) -> ModelRegistry:
-    registry = ModelRegistry(tmp_path / "registry")
-    checkpoints = {"positive": tiny_models["positive"], "negative": tiny_models["negative"]}
-    registry.publish("v1", checkpoints, activate=True)
     base = {"positive": {"fid": 50.0, "kid": 0.05}}
-    for version, fid in (("good", 40.0), ("bad", 70.0)):
-        registry.publish(
-            version,
-            checkpoints,
-            {
-                "metrics": {"positive": {"fid": fid, "kid": 0.04}},
-                "comparisons": {"v1": base},
-                "lineage": {"base": "v1"},
-            },
-        )
-    return registry
+    return scored_registry(
+        tmp_path / "registry",
+        tiny_models,
+        {
+            version: {"positive": {"fid": fid, "kid": 0.04}}
+            for version, fid in (("good", 40.0), ("bad", 70.0))
+        },
+        comparisons={"v1": base},
+        lineage={"base": "v1"},
+    )
 
 
 def test_promote_refuses_worse_prints_the_table_and_rollback_undoes(tmp_path, tiny_models, capsys):

@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from worker_helpers import make_registry, tiny_models
+from worker_helpers import make_registry, retrain_settings, scored_registry, tiny_models
 
 from moodmoji.errors import MoodmojiError
 from worker import ModelRegistry, RegistryError
@@ -26,19 +26,6 @@ from worker.retraining import (
     read_state,
     retrain,
 )
-
-
-def retrain_settings(tmp: Path, registry_dir: Path, **overrides) -> RetrainSettings:
-    values = {
-        "registry_dir": registry_dir,
-        "retrain_dir": tmp / "jobs",
-        "cache_dir": tmp.parent / "retrain-cache",  # Inception features, classifier: shared
-        "retrain_eval_samples": 8,
-        "retrain_min_images": 4,
-        "device": "cpu",
-        "models_dir": Path("/nonexistent-moodmoji-models"),
-    }
-    return RetrainSettings(**{**values, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -103,20 +90,6 @@ def test_rerunning_a_finished_retrain_publishes_nothing_new(retrained, procedura
 
 
 # --- the gate, rollback: recorded scores on real registry folders -------------------------
-
-
-def scored_registry(root: Path, tiny_models, scores: dict[str, dict]) -> ModelRegistry:
-    """v1 live; each other version published with `scores` as if retrained on one reference."""
-    registry = ModelRegistry(root)
-    checkpoints = {"positive": tiny_models["positive"], "negative": tiny_models["negative"]}
-    registry.publish("v1", checkpoints, activate=True)
-    for version, metrics in scores.items():
-        registry.publish(
-            version,
-            checkpoints,
-            {"metrics": metrics, "reference": {"digest": "same-faces"}},
-        )
-    return registry
 
 
 def test_promote_refuses_a_worse_version_and_accepts_a_better_one(tmp_path, tiny_models):

@@ -12,7 +12,7 @@ from unittest.mock import AsyncMock, MagicMock
 import discord
 import pytest
 import redis
-from worker_helpers import REDIS_URL, make_registry, redis_prefix, tiny_models
+from worker_helpers import REDIS_URL, make_registry, redis_prefix, retrain_settings, tiny_models
 
 from bot.cogs.admin import AdminCog, RetrainDecision
 from bot.core import EmojiService, progress_line
@@ -39,17 +39,13 @@ def zipped_folder(folder, out):
     return out.read_bytes()
 
 
-def runner_settings(tmp_path, prefix, registry_dir) -> RetrainSettings:
-    return RetrainSettings(
+def runner_settings(tmp_path, prefix, registry_dir):
+    return retrain_settings(
+        tmp_path,
+        registry_dir,
         redis_url=REDIS_URL,
         queue_prefix=prefix,
-        registry_dir=registry_dir,
-        retrain_dir=tmp_path / "jobs",
-        cache_dir=tmp_path.parent / "retrain-cache",
-        retrain_eval_samples=8,
         retrain_metrics=["kid"],
-        retrain_min_images=4,
-        device="cpu",
         worker_id="runner-1",
     )
 

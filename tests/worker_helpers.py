@@ -101,6 +101,39 @@ def make_registry(root: Path, tiny_models: dict[str, Path]) -> ModelRegistry:
     return registry
 
 
+def scored_registry(
+    root: Path, tiny_models: dict[str, Path], scores: dict[str, dict], **meta
+) -> ModelRegistry:
+    """v1 live; each other version published with its `scores` (label -> metric -> value),
+    as if retrained on one reference, plus `meta`."""
+    registry = ModelRegistry(root)
+    checkpoints = {"positive": tiny_models["positive"], "negative": tiny_models["negative"]}
+    registry.publish("v1", checkpoints, activate=True)
+    for version, metrics in scores.items():
+        registry.publish(
+            version,
+            checkpoints,
+            {"metrics": metrics, "reference": {"digest": "same-faces"}, **meta},
+        )
+    return registry
+
+
+def retrain_settings(tmp: Path, registry_dir: Path, **overrides):
+    """RetrainSettings for tests: tiny evaluation, jobs under `tmp`, no shipped models."""
+    from worker.retraining import RetrainSettings
+
+    values = {
+        "registry_dir": registry_dir,
+        "retrain_dir": tmp / "jobs",
+        "cache_dir": tmp.parent / "retrain-cache",  # Inception features, classifier: shared
+        "retrain_eval_samples": 8,
+        "retrain_min_images": 4,
+        "device": "cpu",
+        "models_dir": Path("/nonexistent-moodmoji-models"),
+    }
+    return RetrainSettings(**{**values, **overrides})
+
+
 def unique_prefix() -> str:
     return f"moodmoji-test-{uuid.uuid4().hex[:10]}"
 
