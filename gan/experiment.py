@@ -229,7 +229,10 @@ def _describe(config) -> str:
         )
         if on
     ]
-    return ", ".join([f"{config.model}, width {config.ngf}, N={config.expand}", *extras])
+    latent = {"proposed": f"N={config.expand}", "deligan": f"K={config.components}"}
+    return ", ".join(
+        [f"{config.model}, width {config.ngf}", *filter(None, [latent.get(config.model)]), *extras]
+    )
 
 
 def summarise(runs: list[Run], group: str, label: str, metric: str) -> dict[str, tuple]:

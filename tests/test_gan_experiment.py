@@ -98,3 +98,18 @@ def test_experiment_runs_end_to_end_and_writes_the_report(
     before = (tmp_path / "runs/main/dcgan/positive-s0/log.jsonl").read_text()
     assert main(argv) == 0
     assert (tmp_path / "runs/main/dcgan/positive-s0/log.jsonl").read_text() == before
+
+
+def test_a_shipped_model_is_described_by_its_own_latent():
+    from gan import make_config
+    from gan.experiment import _describe
+
+    described = {
+        model: _describe(make_config(model=model, ngf=32, ema=True, diffaugment="color"))
+        for model in ("proposed", "deligan", "dcgan")
+    }
+    assert described == {
+        "proposed": "proposed, width 32, N=2, DiffAugment, EMA",
+        "deligan": "deligan, width 32, K=50, DiffAugment, EMA",  # no Proposed-only N
+        "dcgan": "dcgan, width 32, DiffAugment, EMA",
+    }
