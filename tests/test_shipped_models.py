@@ -57,8 +57,8 @@ def test_shipped_generators_draw_few_washed_out_images(label):
             "positive",
             marks=pytest.mark.xfail(
                 strict=True,
-                reason="issue #7 open: 0.85 by today's judge, which prefers worse-looking "
-                "candidates (models/README.md); strict, so passing flags this mark for removal",
+                reason="issue #7 open: 0.88-0.89 by today's judge, which rates narrower "
+                "models higher (models/README.md); strict, so passing flags this mark for removal",
             ),
         ),
         "negative",
