@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from worker_helpers import make_registry, queue_settings, running, tiny_models
+from worker_helpers import make_registry, queue_settings, retrain_settings, running, tiny_models
 
 from worker import InProcessTransport, WorkerClient
 from worker.retraining import RetrainSettings, UploadRefused, check_promotion, prepare_data
@@ -24,8 +24,9 @@ def png(fill=(250, 200, 0), size=(48, 48)) -> bytes:
 
 
 def settings_for(tmp_path: Path, **overrides) -> RetrainSettings:
-    values = {"retrain_dir": tmp_path / "jobs", "retrain_min_images": 2}
-    return RetrainSettings(**{**values, **overrides})
+    return retrain_settings(
+        tmp_path, tmp_path / "registry", **{"retrain_min_images": 2, **overrides}
+    )
 
 
 def make_zip(path: Path, entries: dict[str, bytes], links: tuple[str, ...] = ()) -> Path:
