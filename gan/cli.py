@@ -44,6 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ema", action="store_true", help="keep an EMA of G for sampling")
     p.add_argument("--spectral-norm", action="store_true", help="spectral norm in D")
     p.add_argument("--no-flip", action="store_true", help="no horizontal flips of real images")
+    p.add_argument(
+        "--other-labels-weight",
+        type=float,
+        help="Rumi-GAN: D also calls the other labels' real images fake, with this weight",
+    )
     p.add_argument("--seed", type=int)
     p.add_argument("--eval-every", type=int, help="epochs between FID/KID (0: off; default 10)")
     p.add_argument("--eval-samples", type=int, help="generated images per evaluation")
@@ -131,6 +136,7 @@ def train_command(args: argparse.Namespace) -> int:
         ema=True if args.ema else None,
         spectral_norm=True if args.spectral_norm else None,
         flip=False if args.no_flip else None,
+        other_labels_weight=args.other_labels_weight,
         seed=args.seed,
         eval_every=args.eval_every,
         eval_samples=args.eval_samples,

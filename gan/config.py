@@ -51,6 +51,11 @@ class TrainConfig(BaseModel):
     diffaugment: str = Field("", description="DiffAugment policy, e.g. 'color,translation,cutout'")
     ema: bool = Field(False, description="keep an exponential moving average of G for sampling")
     ema_decay: float = Field(0.999, gt=0, lt=1)
+    # Rumi-GAN (Asokan & Seelamantula, NeurIPS 2020): D also learns to call the
+    # other labels' real images fake, which teaches G what its label is not.
+    other_labels_weight: float = Field(
+        0.0, ge=0, description="weight of the other labels' real images shown to D as fakes"
+    )
 
     # Evaluation during training (FID/KID against all real images of the label).
     eval_every: int = Field(10, ge=0, description="epochs between evaluations; 0 turns it off")

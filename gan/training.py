@@ -33,7 +33,7 @@ from gan.checkpoint import (
     save_checkpoint,
 )
 from gan.config import TrainConfig
-from gan.data import load_label_images, random_flip
+from gan.data import LABELS, load_label_images, random_flip
 from gan.diffaugment import diff_augment, parse_policy
 from gan.models import DeLiGANGenerator, build_discriminator, build_generator
 from moodmoji.device import resolve_device
@@ -70,6 +70,11 @@ def train(
     run_device = resolve_device(device)
     policy = parse_policy(config.diffaugment)
     real = load_label_images(data_dir, config.label)  # (N, 3, 64, 64) in [-1, 1], on the CPU
+    other = None
+    if config.other_labels_weight:
+        other = torch.cat(
+            [load_label_images(data_dir, label) for label in LABELS if label != config.label]
+        )
 
     torch.manual_seed(config.seed)
     random.seed(config.seed)
@@ -128,8 +133,15 @@ def train(
         )
         batches = order.split(config.batch_size)
         for indices in batches:
+            # From the global generator, whose state the checkpoint keeps: resuming stays exact.
+            other_batch = (
+                other[torch.randint(len(other), (len(indices),))].to(run_device)
+                if other is not None
+                else None
+            )
             stats = _train_step(
                 real[indices].to(run_device),
+                other_batch,
                 generator,
                 discriminator,
                 optimizer_g,
@@ -185,6 +197,7 @@ def train(
 
 def _train_step(
     real: Tensor,
+    other: Tensor | None,
     generator: nn.Module,
     discriminator: nn.Module,
     optimizer_g: torch.optim.Optimizer,
@@ -203,6 +216,15 @@ def _train_step(
     loss_d = F.binary_cross_entropy_with_logits(
         logits_real, torch.ones_like(logits_real)
     ) + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake))
+    if other is not None:
+        # Rumi-GAN: the other labels' real images are fakes too, so D cannot
+        # accept a face of the wrong mood and G is pushed away from one.
+        if config.flip:
+            other = random_flip(other)
+        logits_other = discriminator(diff_augment(other, policy))
+        loss_d = loss_d + config.other_labels_weight * F.binary_cross_entropy_with_logits(
+            logits_other, torch.zeros_like(logits_other)
+        )
     optimizer_d.zero_grad(set_to_none=True)
     loss_d.backward()
     optimizer_d.step()

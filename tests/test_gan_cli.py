@@ -34,11 +34,14 @@ def test_train_then_plot_then_sample(capsys, procedural_data, tmp_path):
         2,
         "--eval-every",
         0,
+        "--other-labels-weight",
+        0.5,
         "--device",
         "cpu",
     )
     assert code == 0 and "checkpoint:" in out
     assert (run_dir / "checkpoint.pt").is_file()
+    assert json.loads((run_dir / "config.json").read_text())["other_labels_weight"] == 0.5
     assert [json.loads(line)["epoch"] for line in (run_dir / "log.jsonl").open()] == [1, 2]
 
     code, out, _ = run(capsys, "plot", run_dir, "--samples", 8)
