@@ -226,6 +226,7 @@ def _describe(config) -> str:
             ("DiffAugment", config.diffaugment),
             ("EMA", config.ema),
             ("spectral norm", config.spectral_norm),
+            ("other labels as fakes", config.other_labels_weight),
         )
         if on
     ]

@@ -113,3 +113,5 @@ def test_a_shipped_model_is_described_by_its_own_latent():
         "deligan": "deligan, width 32, K=50, DiffAugment, EMA",  # no Proposed-only N
         "dcgan": "dcgan, width 32, DiffAugment, EMA",
     }
+    rumi = make_config(model="proposed", ngf=32, ema=True, other_labels_weight=1.0)
+    assert _describe(rumi) == "proposed, width 32, N=2, EMA, other labels as fakes"
