@@ -50,20 +50,7 @@ def test_shipped_generators_draw_few_washed_out_images(label):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "label",
-    [
-        pytest.param(
-            "positive",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="issue #7 open: 0.88-0.89 by today's judge, which rates narrower "
-                "models higher (models/README.md); strict, so passing flags this mark for removal",
-            ),
-        ),
-        "negative",
-    ],
-)
+@pytest.mark.parametrize("label", LABELS)
 def test_shipped_generators_draw_their_mood(label):
     # The issue's bar: at least 90% of samples classified as the right mood by the
     # domain judge. Needs the built data set (`moodmoji dataset build`).
