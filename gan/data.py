@@ -1,9 +1,12 @@
-"""Image folders in, (N, 3, 64, 64) tensors in [-1, 1] out; and a procedural test set.
+"""Image folders in, (N, C, 64, 64) tensors in [-1, 1] out; and a procedural test set.
 
 A data folder holds one sub-folder per label (`positive/`, `negative/`) of
-images of any size and format Pillow reads. Transparent images are composited
-on white (emojis are drawn for light backgrounds), non-square ones are padded
-to a square, and all are resized to 64x64 with Lanczos filtering.
+images of any size and format Pillow reads. Non-square ones are padded to a
+transparent square and all are resized to 64x64 with Lanczos filtering. They
+load as RGBA (C = 4, straight alpha, scaled to [-1, 1] like the colours) for
+models that draw transparency, or composited on white (C = 3), as the metrics
+and the RGB models see them. `composite` is the one place a tensor's alpha is
+flattened onto a background.
 """
 
 import math
@@ -15,7 +18,7 @@ import torch
 from PIL import Image, ImageDraw, UnidentifiedImageError
 from torch import Tensor
 
-from gan.images import IMAGE_SIZE, to_rgb_square
+from gan.images import IMAGE_SIZE, WHITE, resize_rgba, to_rgba_square
 from moodmoji.errors import MoodmojiError
 
 LABELS = ("positive", "negative")
@@ -27,23 +30,51 @@ class DataError(MoodmojiError):
 
 
 def images_to_tensor(images: list[Image.Image]) -> Tensor:
-    """PIL RGB images to a (N, 3, H, W) float tensor in [-1, 1]."""
-    arrays = np.stack([np.asarray(img, dtype=np.uint8) for img in images])  # (N, H, W, 3)
+    """PIL RGB or RGBA images (all one mode) to a (N, 3 or 4, H, W) float tensor in [-1, 1]."""
+    arrays = np.stack([np.asarray(img, dtype=np.uint8) for img in images])  # (N, H, W, C)
     return torch.from_numpy(arrays).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
 def tensor_to_images(batch: Tensor, size: int | None = None) -> list[Image.Image]:
-    """(N, 3, H, W) in [-1, 1] to PIL RGB images, optionally upscaled to `size`."""
+    """(N, 3 or 4, H, W) in [-1, 1] to PIL RGB or RGBA images, optionally upscaled to `size`."""
     arrays = (
         (batch.detach().float().clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1))
         .cpu()
         .numpy()
     )
-    images = [Image.fromarray(a, "RGB") for a in arrays]
+    mode = "RGBA" if batch.shape[1] == 4 else "RGB"
+    images = [Image.fromarray(a, mode) for a in arrays]
     if size is not None and images and images[0].size != (size, size):
         # Lanczos keeps the edges of an upscaled emoji crisp without blocky pixels.
-        images = [img.resize((size, size), Image.Resampling.LANCZOS) for img in images]
+        if mode == "RGBA":
+            images = [resize_rgba(img, size) for img in images]
+        else:
+            images = [img.resize((size, size), Image.Resampling.LANCZOS) for img in images]
     return images
+
+
+def composite(batch: Tensor, background: Tensor | None = None) -> Tensor:
+    """(N, 4, H, W) RGBA in [-1, 1] over a background, to (N, 3, H, W); RGB passes through.
+
+    `background`: (N, 3) or (3,) colours in [-1, 1]; white by default. Straight
+    alpha: a transparent pixel's colour does not matter, and gets no gradient.
+    """
+    if batch.shape[1] == 3:
+        return batch
+    if background is None:
+        background = torch.tensor(WHITE, dtype=batch.dtype, device=batch.device) / 127.5 - 1.0
+    background = background.reshape(-1, 3, 1, 1)
+    alpha = batch[:, 3:].add(1).mul(0.5)
+    return batch[:, :3] * alpha + background * (1.0 - alpha)
+
+
+def random_backgrounds(n: int, device: torch.device | str = "cpu") -> Tensor:
+    """(n, 3) uniform random colours in [-1, 1], from torch's global RNG.
+
+    Showing D each emoji on a random colour makes alpha the only way to look
+    right on all of them: a halo, a box or a see-through face shows on some.
+    """
+    return torch.rand(n, 3, device=device) * 2.0 - 1.0
 
 
 def label_folder(root: Path | str, label: str) -> Path:
@@ -64,8 +95,11 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def load_label_images(root: Path | str, label: str, size: int = IMAGE_SIZE) -> Tensor:
-    """All images of one label as a (N, 3, size, size) tensor in [-1, 1]."""
+def load_label_images(
+    root: Path | str, label: str, size: int = IMAGE_SIZE, alpha: bool = False
+) -> Tensor:
+    """All images of one label as a (N, 4, size, size) RGBA tensor in [-1, 1] with `alpha`,
+    else (N, 3, size, size) composited on white."""
     folder = label_folder(root, label)
     files = image_files(folder)
     if not files:
@@ -76,7 +110,7 @@ def load_label_images(root: Path | str, label: str, size: int = IMAGE_SIZE) -> T
     for path in files:
         try:
             with Image.open(path) as img:
-                images.append(to_rgb_square(img, size))
+                images.append(to_rgba_square(img, size))
         except (UnidentifiedImageError, OSError, ValueError):
             corrupt.append(path.name)
     if corrupt:
@@ -86,7 +120,8 @@ def load_label_images(root: Path | str, label: str, size: int = IMAGE_SIZE) -> T
         raise DataError(
             f"{len(corrupt)} unreadable image(s) in {folder}: {shown}; remove or fix them"
         )
-    return images_to_tensor(images)
+    rgba = images_to_tensor(images)
+    return rgba if alpha else composite(rgba)
 
 
 def random_flip(batch: Tensor) -> Tensor:
@@ -99,10 +134,11 @@ def random_flip(batch: Tensor) -> Tensor:
 
 
 def draw_face(label: str, rng: random.Random, size: int = IMAGE_SIZE) -> Image.Image:
-    """A round face whose mouth curves up (positive) or down (negative), with random style."""
+    """A round face on a transparent background (RGBA) whose mouth curves up (positive) or
+    down (negative), with random style."""
     scale = 4  # draw large, then downsample for smooth edges
     s = size * scale
-    img = Image.new("RGB", (s, s), (255, 255, 255))
+    img = Image.new("RGBA", (s, s), (*WHITE, 0))
     draw = ImageDraw.Draw(img)
     radius = s * rng.uniform(0.38, 0.46)
     cx, cy = s / 2 + rng.uniform(-0.03, 0.03) * s, s / 2 + rng.uniform(-0.03, 0.03) * s
@@ -133,8 +169,9 @@ def draw_face(label: str, rng: random.Random, size: int = IMAGE_SIZE) -> Image.I
             fill=(90, 160, 240),
         )
     angle = rng.uniform(-12, 12)
-    img = img.rotate(angle, resample=Image.Resampling.BICUBIC, fillcolor=(255, 255, 255))
-    return img.resize((size, size), Image.Resampling.LANCZOS)
+    # Rotated premultiplied, so the transparent corners add no fringe.
+    img = img.convert("RGBa").rotate(angle, resample=Image.Resampling.BICUBIC).convert("RGBA")
+    return resize_rgba(img, size)
 
 
 def make_procedural_dataset(root: Path | str, per_label: int = 32, seed: int = 0) -> Path:

@@ -175,8 +175,8 @@ def test_build_labels_balances_and_records_provenance(tmp_path, fake_sources):
         assert len(files) == 6
         for path in files:
             with Image.open(path) as image:
-                assert (image.format, image.mode, image.size) == ("PNG", "RGB", (64, 64))
-                assert np.asarray(image)[0, 0].tolist() == [255, 255, 255]
+                assert (image.format, image.mode, image.size) == ("PNG", "RGBA", (64, 64))
+                assert np.asarray(image)[0, 0, 3] == 0  # the art's transparent corner
 
     rows = read_manifest(out)
     assert len(rows) == 12 and {r.file for r in rows} == {

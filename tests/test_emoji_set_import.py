@@ -71,15 +71,15 @@ def test_a_folder_import_checks_every_file_and_records_provenance(tmp_path):
         assert (r.style, r.how_labelled, r.codepoint) == ("import", "import", "")
         assert (r.package, r.licence) == ("mine", "CC0-1.0")
         with Image.open(set_dir / r.file) as image:
-            assert (image.mode, image.size) == ("RGB", (64, 64))
+            assert (image.mode, image.size) == ("RGBA", (64, 64))
     wide = next(r for r in rows if r.source == "Positive/wide.jpg")
     with Image.open(set_dir / wide.file) as image:
         pixels = np.asarray(image)
-    assert pixels[2, 32].tolist() == [255, 255, 255]  # padded to a square with white
-    assert abs(int(pixels[32, 32, 1]) - 200) < 8  # the picture itself, centred
+    assert pixels[2, 32, 3] == 0  # padded to a square with transparency
+    assert abs(int(pixels[32, 32, 1]) - 200) < 8 and pixels[32, 32, 3] == 255  # centred, opaque
     half = next(r for r in rows if r.source == "negative/half-transparent.png")
-    with Image.open(set_dir / half.file) as image:
-        assert np.asarray(image)[32, 32].tolist() == pytest.approx([227, 127, 127], abs=2)
+    with Image.open(set_dir / half.file) as image:  # its own transparency is kept
+        assert np.asarray(image)[32, 32].tolist() == pytest.approx([200, 0, 0, 128], abs=2)
     assert "`mine`" in (set_dir / "ATTRIBUTION.md").read_text()
 
 

@@ -125,12 +125,12 @@ def test_a_code_point_map_overrides_names_and_is_checked_against_them(tmp_path):
     assert check.disagreements == (("1f622", "weeping", "crying-face"),)
 
 
-def test_rendered_icons_are_64px_rgb_on_white(tmp_path):
+def test_rendered_icons_are_64px_rgba_with_the_svg_transparency(tmp_path):
     icon_set = load_icon_set(write_icon_set(tmp_path / "set", icons("grinning-face")))
     image = render_icon(icon_set, "grinning-face", 64)
-    assert image.mode == "RGB" and image.size == (64, 64)
+    assert image.mode == "RGBA" and image.size == (64, 64)
     pixels = np.asarray(image)
-    assert tuple(pixels[0, 0]) == (255, 255, 255)  # transparent corner became white
-    assert tuple(pixels[32, 32]) == (0xF5, 0xC4, 0x00)  # the circle's fill
+    assert pixels[0, 0, 3] == 0  # the corner stays transparent
+    assert tuple(pixels[32, 32]) == (0xF5, 0xC4, 0x00, 255)  # the circle's fill, opaque
     with pytest.raises(KeyError):
         render_icon(icon_set, "missing", 64)

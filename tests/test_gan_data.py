@@ -1,10 +1,14 @@
 """The image-folder loader and its errors."""
 
+import io
+
 import pytest
+import torch
 from PIL import Image
 
-from gan import DataError, load_label_images, make_procedural_dataset
-from gan.data import to_rgb_square
+from gan import DataError, load_label_images, make_procedural_dataset, png_bytes
+from gan.data import composite, tensor_to_images
+from gan.images import to_rgb_square
 
 
 def test_loader_gives_64px_rgb_in_unit_range(procedural_data):
@@ -22,6 +26,33 @@ def test_any_size_and_transparency_become_64px_on_white(tmp_path):
     assert images.shape == (2, 3, 64, 64)
     assert images[0].min() == 1.0  # transparent composited on white
     assert to_rgb_square(Image.new("RGB", (300, 200))).size == (64, 64)
+
+
+def test_alpha_loads_as_a_fourth_channel_and_survives_to_a_png(tmp_path):
+    folder = tmp_path / "positive"
+    folder.mkdir()
+    art = Image.new("RGBA", (128, 96), (0, 0, 0, 0))  # not square: padded transparent
+    art.paste((250, 200, 0, 255), (40, 20, 88, 76))  # an opaque yellow block in the middle
+    art.save(folder / "art.png")
+    Image.new("RGB", (20, 20), (0, 0, 255)).save(folder / "photo.jpg")  # no alpha: stays opaque
+
+    rgba = load_label_images(tmp_path, "positive", alpha=True)
+    assert rgba.shape == (2, 4, 64, 64)
+    art_alpha, photo_alpha = rgba[0, 3], rgba[1, 3]
+    assert art_alpha[0, 0] == -1.0 and art_alpha[32, 32] == 1.0  # clear corner, opaque centre
+    assert (photo_alpha == 1.0).all()
+    # On white it is exactly the RGB load; on black the corner is black.
+    assert composite(rgba).equal(load_label_images(tmp_path, "positive"))
+    assert composite(rgba[:1], -torch.ones(3))[0, :, 0, 0].eq(-1.0).all()
+
+    png = Image.open(io.BytesIO(png_bytes(tensor_to_images(rgba[:1], 128)[0])))
+    assert png.mode == "RGBA" and png.size == (128, 128)
+    assert png.getpixel((0, 0))[3] == 0 and png.getpixel((64, 64)) == (250, 200, 0, 255)
+
+
+def test_procedural_faces_are_transparent_around_the_face(procedural_data):
+    alpha = load_label_images(procedural_data, "negative", alpha=True)[:, 3]
+    assert (alpha[:, 0, 0] == -1.0).all() and (alpha[:, 32, 32] == 1.0).all()
 
 
 def test_procedural_faces_differ_by_label(tmp_path):

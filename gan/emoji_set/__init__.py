@@ -2,7 +2,7 @@
 
 `build_emoji_set` fetches pinned npm art packages, labels the Unicode mood faces
 with the Emoji Sentiment Ranking (and Unicode sub-groups where it is silent),
-rasterises them to 64x64 RGB on white, balances the labels and writes
+rasterises them to 64x64 RGBA (transparency kept), balances the labels and writes
 `positive/`, `negative/`, `manifest.csv` and `ATTRIBUTION.md`.
 `split_by_codepoint` keeps every style of one emoji on the same side of a split.
 See docs/dataset.md.

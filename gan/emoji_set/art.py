@@ -14,7 +14,7 @@ from typing import Protocol
 from PIL import Image
 
 from gan.emoji_set.iconify import MATCH_FILE_NAME, IconMatch, load_icon_set
-from gan.emoji_set.images import to_rgb_square
+from gan.emoji_set.images import to_rgba_square
 from gan.emoji_set.unicode_data import Emoji, hex_key
 
 RASTER_SUFFIXES = (".png", ".webp")
@@ -32,7 +32,7 @@ class ArtSet(Protocol):
         ...
 
     def render(self, icon: str, size: int) -> Image.Image:
-        """The icon as a `size` x `size` RGB image composited on white."""
+        """The icon as a `size` x `size` RGBA image, its transparency kept."""
         ...
 
 
@@ -64,7 +64,7 @@ class ImageFolderSet:
 
     def render(self, icon: str, size: int) -> Image.Image:
         with Image.open(self.folder / icon) as image:
-            return to_rgb_square(image, size)
+            return to_rgba_square(image, size)
 
 
 def load_image_folder_set(root: Path, images_dir: str) -> ImageFolderSet:

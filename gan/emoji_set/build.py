@@ -83,7 +83,7 @@ class _Candidate:
     style: ArtStyle
     match: IconMatch
     licence: str
-    image: Image.Image  # 64x64 RGB
+    image: Image.Image  # 64x64 RGBA
     sha256: str
 
 
@@ -240,7 +240,7 @@ LICENCE_TERMS = {
         "Creative Commons Attribution 4.0. Anyone who shares these images (or this set) must "
         "credit the author named here, link the licence "
         "(https://creativecommons.org/licenses/by/4.0/), and say that the images were changed: "
-        "they are rasterised to 64x64 pixels and composited on white."
+        "they are rasterised to 64x64 pixels (transparency kept)."
     ),
     "CC-BY-SA-4.0": (
         "Creative Commons Attribution-ShareAlike 4.0. As CC-BY (credit, licence link "
@@ -270,8 +270,8 @@ def attribution_text(
         "# Attribution",
         "",
         "Emoji art in this folder, by style. Every image was rasterised from the package",
-        "named (SVG by resvg, or resized from the raster original) to 64x64 pixels and",
-        "composited on white; `manifest.csv` gives each image's package, version and licence.",
+        "named (SVG by resvg, or resized from the raster original) to 64x64 RGBA pixels,",
+        "transparency kept; `manifest.csv` gives each image's package, version and licence.",
         "",
     ]
     for style in styles:

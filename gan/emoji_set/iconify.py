@@ -26,7 +26,7 @@ from xml.sax.saxutils import quoteattr
 import resvg_py
 from PIL import Image
 
-from gan.emoji_set.images import to_rgb_square
+from gan.emoji_set.images import to_rgba_square
 from gan.emoji_set.unicode_data import Emoji, hex_key
 
 MATCH_CHARS = "chars.json"
@@ -205,7 +205,7 @@ def icon_svg(icon_set: IconSet, name: str, size: int) -> str:
 
 
 def render_icon(icon_set: IconSet, name: str, size: int) -> Image.Image:
-    """The icon rasterised by resvg at `size` x `size`, composited on white, RGB."""
+    """The icon rasterised by resvg at `size` x `size`, RGBA with the SVG's transparency."""
     png = resvg_py.svg_to_bytes(svg_string=icon_svg(icon_set, name, size))
     with Image.open(io.BytesIO(bytes(png))) as image:
-        return to_rgb_square(image, size)
+        return to_rgba_square(image, size)

@@ -1,8 +1,10 @@
 """Image normalisation shared by the art renderer and `dataset import`.
 
-Every image in the set is a 64x64 RGB PNG composited on white, so that the
-GAN loader (which does the same to any image) sees exactly these pixels, and
-so that a content hash of the pixels finds duplicates whatever their encoding.
+Every image in the set is a 64x64 RGBA PNG that keeps the art's transparency
+(padded to a transparent square, resized with premultiplied alpha), so that
+the GAN loader (which does the same to any image) sees exactly these pixels,
+and so that a content hash of the pixels finds duplicates whatever their
+encoding.
 """
 
 import hashlib
@@ -10,16 +12,17 @@ from pathlib import Path
 
 from PIL import Image
 
-from gan.images import IMAGE_SIZE, WHITE, to_rgb_square
+from gan.images import IMAGE_SIZE, WHITE, to_rgba_square
 
-__all__ = ["IMAGE_SIZE", "WHITE", "pixel_hash", "save_png", "to_rgb_square"]
+__all__ = ["IMAGE_SIZE", "WHITE", "pixel_hash", "save_png", "to_rgba_square"]
 
 
 def pixel_hash(image: Image.Image) -> str:
-    """sha256 of the RGB pixels: the same picture hashes alike as PNG, JPEG-free re-saves, etc."""
-    rgb = image.convert("RGB")
-    header = f"{rgb.width}x{rgb.height}:".encode()
-    return hashlib.sha256(header + rgb.tobytes()).hexdigest()
+    """sha256 of the premultiplied RGBA pixels: the same picture hashes alike as PNG, WebP
+    or re-saves, whatever colour its fully transparent pixels happen to store."""
+    premultiplied = image.convert("RGBA").convert("RGBa")
+    header = f"{premultiplied.width}x{premultiplied.height}:".encode()
+    return hashlib.sha256(header + premultiplied.tobytes()).hexdigest()
 
 
 def save_png(image: Image.Image, path: Path) -> None:

@@ -4,7 +4,7 @@ The source is a folder or a zip. An image's label is the `positive` or
 `negative` folder it lies under (at any depth, so `faces.zip:faces/positive/a.png`
 works). Each image is opened and fully decoded; corrupt files and files of the
 wrong type or size are reported by name and skipped; the rest are normalised
-like the built images (64x64 RGB on white), and any whose pixels the set
+like the built images (64x64 RGBA, transparency kept), and any whose pixels the set
 already holds, or that appear twice in the source, are dropped as duplicates.
 The updated set is written beside the old one and swapped in, like a build.
 
@@ -28,7 +28,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from gan.emoji_set.build import ATTRIBUTION_NAME
-from gan.emoji_set.images import IMAGE_SIZE, pixel_hash, save_png, to_rgb_square
+from gan.emoji_set.images import IMAGE_SIZE, pixel_hash, save_png, to_rgba_square
 from gan.emoji_set.labels import LABELS
 from gan.emoji_set.manifest import (
     HOW_IMPORT,
@@ -213,7 +213,7 @@ def import_images(
             width, height = image.size
             report.rejected.append((name, f"{width}x{height}: {side_rule}"))
             continue
-        normalised = to_rgb_square(image, size)
+        normalised = to_rgba_square(image, size)
         digest = pixel_hash(normalised)
         if digest in known_pixels:
             report.duplicates.append(name)

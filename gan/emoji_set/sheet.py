@@ -55,10 +55,10 @@ def contact_sheet(
         draw.text((gap + 2, 3), f"{label}: {len(drawn)} of {len(pool)}", fill=(0, 0, 0), font=font)
         for index, row in enumerate(drawn):
             with Image.open(set_dir / row.file) as image:
-                thumb = image.convert("RGB").resize((cell, cell))
+                thumb = image.convert("RGBA").resize((cell, cell))
             x = gap + (index % columns) * (cell + gap)
             y = header_height + gap + (index // columns) * (cell + gap)
-            panel.paste(thumb, (x, y))
+            panel.paste(thumb, (x, y), thumb)  # the alpha shows the panel behind it
         panels.append(panel)
     sheet = Image.new("RGB", (panels[0].width, sum(p.height for p in panels)), (255, 255, 255))
     y = 0
