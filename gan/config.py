@@ -6,6 +6,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 ModelName = Literal["dcgan", "deligan", "proposed"]
 MODELS: tuple[ModelName, ...] = ("dcgan", "deligan", "proposed")
+BODIES = ("dcgan", "fastgan")
+DISCRIMINATORS = ("dcgan", "projected")
+LOSSES = ("bce", "hinge")
 
 # Presets fill in the optimiser; anything passed explicitly wins over them.
 PRESETS: dict[str, dict] = {
@@ -29,6 +32,24 @@ class TrainConfig(BaseModel):
     ndf: int = Field(64, ge=1, description="discriminator width")
     spectral_norm: bool = Field(
         False, description="spectral normalisation in D (instead of BatchNorm)"
+    )
+    # The defaults are the paper's networks; a checkpoint written before a field
+    # existed loads with its default, so these must stay what older runs used.
+    body: Literal["dcgan", "fastgan"] = Field(
+        "dcgan", description="G's convolutional body: DCGAN deconvolutions or FastGAN-lite"
+    )
+    channels: Literal[3, 4] = Field(
+        3, description="3: RGB on white; 4: RGBA, the emoji's own transparency"
+    )
+    discriminator: Literal["dcgan", "projected"] = Field(
+        "dcgan", description="the DCGAN D, or a projected D on frozen EfficientNet-lite0 features"
+    )
+    projected_size: int = Field(
+        128, ge=32, description="projected D: images are resized to this many pixels first"
+    )
+    pixel_head: bool = Field(True, description="projected D: also judge the pixels (colour)")
+    loss: Literal["bce", "hinge"] = Field(
+        "bce", description="adversarial loss: non-saturating BCE (DCGAN) or hinge (Projected GAN)"
     )
     # Proposed GAN.
     expand: int = Field(2, ge=1, description="N: the adjustment layer maps nz to N * nz")

@@ -1,12 +1,16 @@
 """The paper's three GANs at 64x64: DCGAN, DeLiGAN and the Proposed GAN.
 
-The generators share the DCGAN deconvolution stack and differ only in the
-vector that enters it:
+The generators differ only in the vector that enters their convolutional body:
 
     DCGAN     z ~ N(0, I)                                      size nz
     DeLiGAN   z = mu_k + sigma_k * eps, eps ~ N(0, I),         size nz
               k drawn uniformly per sample; mu, sigma learned
     Proposed  z' = A z + b (+ m, m ~ U(-1, 1) per component)   size N * nz
+
+The body is the DCGAN deconvolution stack (`deconv_stack`, the paper's) or a
+FastGAN-lite stack (`FastGANBody`: nearest upsampling, 3x3 convolutions, GLU,
+skip-layer excitation), chosen by `body`; it draws RGB, or RGBA with
+`channels=4` (straight alpha, in [-1, 1] like the colours).
 
 All randomness a generator needs is drawn by its `sample_latent` into a
 `Latent`; `forward(latent)` is then deterministic. Drawing latents on the CPU
@@ -56,8 +60,8 @@ def init_dcgan_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def deconv_stack(in_dim: int, ngf: int) -> nn.Sequential:
-    """The DCGAN generator body: a (B, in_dim, 1, 1) vector to a (B, 3, 64, 64) image in [-1, 1]."""
+def deconv_stack(in_dim: int, ngf: int, channels: int = 3) -> nn.Sequential:
+    """The DCGAN generator body: a (B, in_dim, 1, 1) vector to a (B, C, 64, 64) image in [-1, 1]."""
     stack = nn.Sequential(
         nn.ConvTranspose2d(in_dim, ngf * 8, 4, 1, 0, bias=False),  # (B, ngf*8, 4, 4)
         nn.BatchNorm2d(ngf * 8),
@@ -71,20 +75,84 @@ def deconv_stack(in_dim: int, ngf: int) -> nn.Sequential:
         nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False),  # (B, ngf, 32, 32)
         nn.BatchNorm2d(ngf),
         nn.ReLU(True),
-        nn.ConvTranspose2d(ngf, 3, 4, 2, 1, bias=False),  # (B, 3, 64, 64)
+        nn.ConvTranspose2d(ngf, channels, 4, 2, 1, bias=False),  # (B, C, 64, 64)
         nn.Tanh(),
     )
     stack.apply(init_dcgan_weights)
     return stack
 
 
+class SkipLayerExcitation(nn.Module):
+    """FastGAN's SLE: a coarse feature map gates the channels of a fine one (Liu et al. 2021)."""
+
+    def __init__(self, coarse_channels: int, fine_channels: int):
+        super().__init__()
+        self.gate = nn.Sequential(
+            nn.AdaptiveAvgPool2d(4),  # (B, c_coarse, 4, 4)
+            nn.Conv2d(coarse_channels, fine_channels, 4, 1, 0, bias=False),  # (B, c_fine, 1, 1)
+            nn.SiLU(),
+            nn.Conv2d(fine_channels, fine_channels, 1, 1, 0, bias=False),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, coarse: Tensor, fine: Tensor) -> Tensor:
+        return fine * self.gate(coarse)
+
+
+def up_block(cin: int, cout: int) -> nn.Sequential:
+    """Double the size: nearest upsampling, then a 3x3 conv (no checkerboard), BatchNorm, GLU."""
+    return nn.Sequential(
+        nn.Upsample(scale_factor=2, mode="nearest"),
+        nn.Conv2d(cin, cout * 2, 3, 1, 1, bias=False),
+        nn.BatchNorm2d(cout * 2),
+        nn.GLU(dim=1),
+    )
+
+
+class FastGANBody(nn.Module):
+    """FastGAN-lite at 64x64 (Liu et al., ICLR 2021): a (B, in_dim, 1, 1) vector to (B, C, 64, 64).
+
+    DCGAN's strided transposed convolutions leave checkerboard blotches in flat
+    areas; FastGAN upsamples by nearest neighbour and smooths with a 3x3
+    convolution, gates with GLU, and lets the 4 and 8 px maps excite the 32 and
+    64 px ones (skip-layer excitation), so global layout steers fine detail.
+    """
+
+    def __init__(self, in_dim: int, ngf: int = 32, channels: int = 3):
+        super().__init__()
+        c4, c8, c16, c32, c64 = ngf * 8, ngf * 4, ngf * 2, ngf, max(ngf // 2, 4)
+        self.init = nn.Sequential(
+            nn.ConvTranspose2d(in_dim, c4 * 2, 4, 1, 0, bias=False),  # (B, 2*c4, 4, 4)
+            nn.BatchNorm2d(c4 * 2),
+            nn.GLU(dim=1),  # (B, c4, 4, 4)
+        )
+        self.up8 = up_block(c4, c8)  # (B, c8, 8, 8)
+        self.up16 = up_block(c8, c16)  # (B, c16, 16, 16)
+        self.up32 = up_block(c16, c32)  # (B, c32, 32, 32)
+        self.up64 = up_block(c32, c64)  # (B, c64, 64, 64)
+        self.sle32 = SkipLayerExcitation(c4, c32)
+        self.sle64 = SkipLayerExcitation(c8, c64)
+        self.to_image = nn.Sequential(nn.Conv2d(c64, channels, 3, 1, 1), nn.Tanh())
+        self.apply(init_dcgan_weights)
+
+    def forward(self, h: Tensor) -> Tensor:
+        f4 = self.init(h)
+        f8 = self.up8(f4)
+        f32 = self.sle32(f4, self.up32(self.up16(f8)))
+        f64 = self.sle64(f8, self.up64(f32))
+        return self.to_image(f64)
+
+
+BODIES = {"dcgan": deconv_stack, "fastgan": FastGANBody}
+
+
 class DCGANGenerator(nn.Module):
     """Radford et al. (2015), as in pytorch/examples: z ~ N(0, I) straight into the stack."""
 
-    def __init__(self, nz: int = 100, ngf: int = 64):
+    def __init__(self, nz: int = 100, ngf: int = 64, body: str = "dcgan", channels: int = 3):
         super().__init__()
         self.nz = nz
-        self.main = deconv_stack(nz, ngf)
+        self.main = BODIES[body](nz, ngf, channels)
 
     def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Latent:
         return Latent(z=torch.randn(n, self.nz, generator=generator))
@@ -96,13 +164,21 @@ class DCGANGenerator(nn.Module):
 class DeLiGANGenerator(nn.Module):
     """Gurumurthy et al. (2017): a learned Gaussian mixture latent, one component per sample."""
 
-    def __init__(self, nz: int = 100, ngf: int = 64, components: int = 50, sigma_init: float = 0.2):
+    def __init__(
+        self,
+        nz: int = 100,
+        ngf: int = 64,
+        components: int = 50,
+        sigma_init: float = 0.2,
+        body: str = "dcgan",
+        channels: int = 3,
+    ):
         super().__init__()
         self.nz = nz
         self.components = components
         self.mu = nn.Parameter(torch.empty(components, nz).uniform_(-1.0, 1.0))  # (K, nz)
         self.sigma = nn.Parameter(torch.full((components, nz), sigma_init))  # (K, nz)
-        self.main = deconv_stack(nz, ngf)
+        self.main = BODIES[body](nz, ngf, channels)
 
     def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Latent:
         return Latent(
@@ -129,7 +205,15 @@ class ProposedGenerator(nn.Module):
     sample and component, at training and at sampling. See docs/gan.md.
     """
 
-    def __init__(self, nz: int = 100, ngf: int = 64, expand: int = 2, mean_shift: bool = True):
+    def __init__(
+        self,
+        nz: int = 100,
+        ngf: int = 64,
+        expand: int = 2,
+        mean_shift: bool = True,
+        body: str = "dcgan",
+        channels: int = 3,
+    ):
         super().__init__()
         self.nz = nz
         self.width = expand * nz
@@ -139,7 +223,7 @@ class ProposedGenerator(nn.Module):
         # first sees a plain normal latent and the layer learns away from it.
         nn.init.normal_(self.adjust.weight, 0.0, 1.0 / math.sqrt(nz))
         nn.init.zeros_(self.adjust.bias)
-        self.main = deconv_stack(self.width, ngf)
+        self.main = BODIES[body](self.width, ngf, channels)
 
     def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Latent:
         z = torch.randn(n, self.nz, generator=generator)
@@ -196,12 +280,20 @@ Generator = DCGANGenerator | DeLiGANGenerator | ProposedGenerator
 
 
 def build_generator(config: TrainConfig) -> Generator:
+    body = {"body": config.body, "channels": config.channels}
     if config.model == "dcgan":
-        return DCGANGenerator(config.nz, config.ngf)
+        return DCGANGenerator(config.nz, config.ngf, **body)
     if config.model == "deligan":
-        return DeLiGANGenerator(config.nz, config.ngf, config.components, config.sigma_init)
-    return ProposedGenerator(config.nz, config.ngf, config.expand, config.mean_shift)
+        return DeLiGANGenerator(config.nz, config.ngf, config.components, config.sigma_init, **body)
+    return ProposedGenerator(config.nz, config.ngf, config.expand, config.mean_shift, **body)
 
 
-def build_discriminator(config: TrainConfig) -> Discriminator:
+def build_discriminator(config: TrainConfig) -> nn.Module:
+    """The D a config names; every D maps (B, 3, 64, 64) images to (B,) or (B, K) logits."""
+    if config.discriminator == "projected":
+        from gan.projected import ProjectedDiscriminator  # loads pretrained weights: only if asked
+
+        return ProjectedDiscriminator(
+            config.ndf, config.projected_size, config.pixel_head, config.spectral_norm
+        )
     return Discriminator(config.ndf, config.spectral_norm)

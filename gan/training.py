@@ -1,8 +1,11 @@
 """One training loop for DCGAN, DeLiGAN and the Proposed GAN, one label at a time.
 
 Like the paper, each label gets its own model. The loop is the pytorch/examples
-DCGAN loop (non-saturating BCE losses, D step then G step) with the options the
-paper's comparison needs: DiffAugment, generator EMA, the DeLiGAN sigma penalty.
+DCGAN loop (D step then G step) with the options the paper's comparison and
+the product need: DiffAugment, generator EMA, the DeLiGAN sigma penalty,
+non-saturating BCE or hinge losses (`LOSSES`), any D of `build_discriminator`,
+and RGBA generators, whose images (real and generated alike) D sees composited
+on random background colours.
 
 A run directory holds:
     checkpoint.pt   the latest epoch, everything needed to resume exactly
@@ -33,7 +36,7 @@ from gan.checkpoint import (
     save_checkpoint,
 )
 from gan.config import TrainConfig
-from gan.data import LABELS, load_label_images, random_flip
+from gan.data import LABELS, composite, load_label_images, random_backgrounds, random_flip
 from gan.diffaugment import diff_augment, parse_policy
 from gan.models import DeLiGANGenerator, build_discriminator, build_generator
 from moodmoji.device import resolve_device
@@ -46,6 +49,18 @@ LOG = "log.jsonl"
 
 # Fields that may change between a run and its resumption; any other change is a different run.
 RESUMABLE_CHANGES = {"epochs", "eval_every", "eval_samples"}
+
+# Adversarial losses on logits: (D's term for reals, D's term for fakes, G's term).
+LOSSES = {
+    # Non-saturating BCE (Goodfellow et al.; DCGAN): -log D(x) - log(1 - D(G(z))), -log D(G(z)).
+    "bce": (
+        lambda r: F.softplus(-r).mean(),
+        lambda f: F.softplus(f).mean(),
+        lambda f: F.softplus(-f).mean(),
+    ),
+    # Hinge (Lim & Ye 2017; Projected GAN): max(0, 1 - D(x)) + max(0, 1 + D(G(z))), -D(G(z)).
+    "hinge": (lambda r: F.relu(1 - r).mean(), lambda f: F.relu(1 + f).mean(), lambda f: -f.mean()),
+}
 
 
 def train(
@@ -69,11 +84,16 @@ def train(
     out_dir = Path(out_dir)
     run_device = resolve_device(device)
     policy = parse_policy(config.diffaugment)
-    real = load_label_images(data_dir, config.label)  # (N, 3, 64, 64) in [-1, 1], on the CPU
+    rgba = config.channels == 4
+    real = load_label_images(data_dir, config.label, alpha=rgba)  # (N, C, 64, 64) in [-1, 1], CPU
     other = None
     if config.other_labels_weight:
         other = torch.cat(
-            [load_label_images(data_dir, label) for label in LABELS if label != config.label]
+            [
+                load_label_images(data_dir, label, alpha=rgba)
+                for label in LABELS
+                if label != config.label
+            ]
         )
 
     torch.manual_seed(config.seed)
@@ -90,7 +110,9 @@ def train(
     generator_ema = copy.deepcopy(generator).eval().requires_grad_(False) if config.ema else None
     betas = (config.beta1, config.beta2)
     optimizer_g = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=betas)
-    optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr, betas=betas)
+    # A projected D's feature network and projections are frozen: only its heads learn.
+    trainable_d = [p for p in discriminator.parameters() if p.requires_grad]
+    optimizer_d = torch.optim.Adam(trainable_d, lr=config.lr, betas=betas)
 
     epoch, step, best_fid = 0, 0, float("inf")
     if resuming:
@@ -205,33 +227,33 @@ def _train_step(
     config: TrainConfig,
     policy: str,
 ) -> dict[str, float]:
+    real_term, fake_term, g_term = LOSSES[config.loss]
     if config.flip:
         real = random_flip(real)
     latent = generator.sample_latent(real.shape[0]).to(real.device)
     fake = generator(latent)
+    # RGBA: real and fake on the same random colours (RGB images pass through).
+    backgrounds = random_backgrounds(len(real), real.device) if real.shape[1] == 4 else None
+    real, fake = composite(real, backgrounds), composite(fake, backgrounds)
 
-    # D: real towards 1, fake towards 0.
+    # D: real towards "real", fake towards "fake".
     logits_real = discriminator(diff_augment(real, policy))
     logits_fake = discriminator(diff_augment(fake.detach(), policy))
-    loss_d = F.binary_cross_entropy_with_logits(
-        logits_real, torch.ones_like(logits_real)
-    ) + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake))
+    loss_d = real_term(logits_real) + fake_term(logits_fake)
     if other is not None:
         # Rumi-GAN: the other labels' real images are fakes too, so D cannot
         # accept a face of the wrong mood and G is pushed away from one.
         if config.flip:
             other = random_flip(other)
-        logits_other = discriminator(diff_augment(other, policy))
-        loss_d = loss_d + config.other_labels_weight * F.binary_cross_entropy_with_logits(
-            logits_other, torch.zeros_like(logits_other)
-        )
+        logits_other = discriminator(diff_augment(composite(other, backgrounds), policy))
+        loss_d = loss_d + config.other_labels_weight * fake_term(logits_other)
     optimizer_d.zero_grad(set_to_none=True)
     loss_d.backward()
     optimizer_d.step()
 
-    # G: the non-saturating loss, fake towards 1.
+    # G: make D call its images real.
     logits_g = discriminator(diff_augment(fake, policy))
-    loss_g = F.binary_cross_entropy_with_logits(logits_g, torch.ones_like(logits_g))
+    loss_g = g_term(logits_g)
     if isinstance(generator, DeLiGANGenerator):
         loss_g = loss_g + config.sigma_weight * generator.regularizer()
     optimizer_g.zero_grad(set_to_none=True)

@@ -60,6 +60,29 @@ def test_mean_shift_changes_outputs_and_a_seed_reproduces_them():
     assert not torch.allclose(generator(latent), generator(other_seed))
 
 
+@pytest.mark.parametrize("model", ["dcgan", "deligan", "proposed"])
+@pytest.mark.parametrize("body", ["dcgan", "fastgan"])
+def test_every_latent_drives_either_body_in_rgb_or_rgba(model, body, tiny_config):
+    torch.manual_seed(0)
+    generator = build_generator(tiny_config(model=model, body=body, channels=4))
+    images = generator(generator.sample_latent(3))
+    assert images.shape == (3, 4, 64, 64)
+    assert images.min() >= -1 and images.max() <= 1
+    images.mean().backward()
+    assert all(p.grad is not None for p in generator.main.parameters())
+
+
+def test_skip_layer_excitation_gates_the_fine_map_by_the_coarse_one():
+    from gan.models import SkipLayerExcitation
+
+    sle = SkipLayerExcitation(coarse_channels=8, fine_channels=4)
+    fine = torch.ones(2, 4, 32, 32)
+    gated = sle(torch.randn(2, 8, 4, 4), fine)
+    assert gated.shape == fine.shape
+    assert (gated > 0).all() and (gated < 1).all()  # a sigmoid gate per channel
+    assert torch.equal(gated[:, :, 0, 0], gated[:, :, 31, 17])  # constant over space
+
+
 def test_mean_shift_can_be_switched_off(tiny_config):
     generator = build_generator(tiny_config(model="proposed", mean_shift=False))
     assert generator.sample_latent(2).shift is None
