@@ -4,10 +4,26 @@ import argparse
 import json
 from pathlib import Path
 
+from gan.config import BODIES, DISCRIMINATORS, LOSSES, MODELS
 from moodmoji.errors import MoodmojiError
 from moodmoji.settings import CommonSettings
 
-MODEL_CHOICES = ("dcgan", "deligan", "proposed")
+MODEL_CHOICES = MODELS
+DEFAULT_METRICS = (
+    "fid",
+    "kid",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "colours",
+    "colours_real",
+    "memorised",
+    "nn_ratio_min",
+    "domain_is",
+    "class_consistency",
+)
+SHEET_SAMPLES = 64
 LABEL_CHOICES = ("positive", "negative")
 
 
@@ -34,12 +50,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
+    p.add_argument("--beta1", type=float, help="Adam beta1 (default 0.5)")
+    p.add_argument("--beta2", type=float, help="Adam beta2 (default 0.999)")
     p.add_argument("--width", type=int, help="sets both --ngf and --ndf")
     p.add_argument("--ngf", type=int)
     p.add_argument("--ndf", type=int)
     p.add_argument("--expand", type=int, help="Proposed: N, the adjustment layer width N * nz")
     p.add_argument("--no-mean-shift", action="store_true", help="Proposed: no U(-1,1) shift")
     p.add_argument("--components", type=int, help="DeLiGAN: mixture components")
+    p.add_argument(
+        "--body", choices=BODIES, help="G's conv body: dcgan (the paper's) or fastgan (lite)"
+    )
+    p.add_argument(
+        "--rgba", action="store_true", help="draw RGBA: the emoji's own transparent background"
+    )
+    p.add_argument(
+        "--discriminator",
+        choices=DISCRIMINATORS,
+        help="dcgan, or projected (frozen pretrained EfficientNet-lite0 features)",
+    )
+    p.add_argument("--projected-size", type=int, help="projected D's input pixels (default 128)")
+    p.add_argument("--no-pixel-head", action="store_true", help="projected D: no pixel head")
+    p.add_argument("--loss", choices=LOSSES, help="bce (default, DCGAN's) or hinge")
     p.add_argument("--diffaugment", help="DiffAugment policy, e.g. color,translation,cutout")
     p.add_argument("--ema", action="store_true", help="keep an EMA of G for sampling")
     p.add_argument("--spectral-norm", action="store_true", help="spectral norm in D")
@@ -67,14 +99,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=settings.device)
     p.set_defaults(handler=sample_command)
 
-    p = subparsers.add_parser("evaluate", help="FID, KID, domain IS, class consistency")
+    p = subparsers.add_parser(
+        "evaluate",
+        help="FID, KID, precision/recall/density/coverage, colours, memorisation, mood judge",
+    )
     p.add_argument("checkpoint", type=Path, help="checkpoint file, or a run or models folder")
     p.add_argument("--label", choices=LABEL_CHOICES)
     p.add_argument("--data", type=Path, default=default_data)
     p.add_argument("--samples", type=int, default=256, help="generated images to score")
-    p.add_argument("--metrics", default="fid,kid,domain_is,class_consistency")
+    p.add_argument("--metrics", default=",".join(DEFAULT_METRICS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="also write the scores here")
+    p.add_argument(
+        "--sheet",
+        type=Path,
+        help="contact sheet of the first 64 samples, on light and dark "
+        "(default samples/sheet-LABEL-VERSION.png; 'none' to skip)",
+    )
     p.add_argument("--device", default=settings.device)
     p.set_defaults(handler=evaluate_command)
 
@@ -127,6 +168,14 @@ def train_command(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
+        beta1=args.beta1,
+        beta2=args.beta2,
+        body=args.body,
+        channels=4 if args.rgba else None,
+        discriminator=args.discriminator,
+        projected_size=args.projected_size,
+        pixel_head=False if args.no_pixel_head else None,
+        loss=args.loss,
         ngf=args.ngf or width,
         ndf=args.ndf or width,
         expand=args.expand,
@@ -198,7 +247,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
     evaluator = Evaluator(
         load_label_images(args.data, label), device, settings.cache_dir, metrics, classifier, label
     )
-    scores = evaluator.score(generate(sampler.generator, args.samples, args.seed, device))
+    fake = generate(sampler.generator, args.samples, args.seed, device)
+    scores = evaluator.score(fake)
     print(
         f"{sampler.config.model} / {label}  version {sampler.version}  "
         f"{args.samples} samples vs {len(evaluator.real)} real"
@@ -207,6 +257,12 @@ def evaluate_command(args: argparse.Namespace) -> int:
         print(f"  {name:<18} {value:.4f}")
     if info:
         print(f"  (classifier held-out accuracy {info['holdout_accuracy']:.3f})")
+    if str(args.sheet).lower() != "none":
+        from gan.data import tensor_to_images
+        from gan.plot import save_grid
+
+        sheet = args.sheet or Path("samples") / f"sheet-{label}-{sampler.version}.png"
+        print(f"  sheet: {save_grid(tensor_to_images(fake[:SHEET_SAMPLES], 128), sheet)}")
     if args.json:
         args.json.write_text(
             json.dumps(

@@ -50,23 +50,40 @@ def plot_metrics(runs: dict[str, list[dict]], out: Path | str) -> Path:
     return _save(fig, out)
 
 
-def make_grid(images: list[Image.Image], columns: int = 8, pad: int = 2) -> Image.Image:
-    """Tile equally sized images on white, `columns` per row."""
+# Discord's chat backgrounds: an emoji must look right on both.
+THEMES = {"light": (255, 255, 255), "dark": (49, 51, 56)}
+
+
+def make_grid(
+    images: list[Image.Image], columns: int = 8, pad: int = 2, background=THEMES["light"]
+) -> Image.Image:
+    """Tile equally sized images on `background`, `columns` per row; alpha shows it through."""
     if not images:
         raise ValueError("no images to tile")
     w, h = images[0].size
     rows = -(-len(images) // columns)
     cols = min(columns, len(images))
-    grid = Image.new("RGB", (cols * (w + pad) + pad, rows * (h + pad) + pad), "white")
+    grid = Image.new("RGB", (cols * (w + pad) + pad, rows * (h + pad) + pad), background)
     for i, img in enumerate(images):
-        grid.paste(img, (pad + (i % columns) * (w + pad), pad + (i // columns) * (h + pad)))
+        mask = img if img.mode == "RGBA" else None
+        grid.paste(img, (pad + (i % columns) * (w + pad), pad + (i // columns) * (h + pad)), mask)
     return grid
 
 
+def theme_sheet(images: list[Image.Image], columns: int = 8) -> Image.Image:
+    """The grid on Discord's light theme above the same grid on its dark theme."""
+    grids = [make_grid(images, columns, background=colour) for colour in THEMES.values()]
+    sheet = Image.new("RGB", (grids[0].width, sum(g.height for g in grids)))
+    for i, grid in enumerate(grids):
+        sheet.paste(grid, (0, i * grids[0].height))
+    return sheet
+
+
 def save_grid(images: list[Image.Image], out: Path | str, columns: int = 8) -> Path:
+    """A `theme_sheet` PNG: an opaque emoji shows its box on the dark half."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    make_grid(images, columns).save(out)
+    theme_sheet(images, columns).save(out)
     return out
 
 

@@ -36,12 +36,16 @@ def test_train_then_plot_then_sample(capsys, procedural_data, tmp_path):
         0,
         "--other-labels-weight",
         0.5,
+        "--body",
+        "fastgan",
+        "--rgba",
         "--device",
         "cpu",
     )
     assert code == 0 and "checkpoint:" in out
     assert (run_dir / "checkpoint.pt").is_file()
-    assert json.loads((run_dir / "config.json").read_text())["other_labels_weight"] == 0.5
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config["other_labels_weight"], config["body"], config["channels"]) == (0.5, "fastgan", 4)
     assert [json.loads(line)["epoch"] for line in (run_dir / "log.jsonl").open()] == [1, 2]
 
     code, out, _ = run(capsys, "plot", run_dir, "--samples", 8)
@@ -66,8 +70,12 @@ def test_train_then_plot_then_sample(capsys, procedural_data, tmp_path):
     )
     assert code == 0
     pngs = sorted((tmp_path / "s").glob("*.png"))
-    assert len(pngs) == 3 and Image.open(pngs[0]).size == (128, 128)
-    assert (tmp_path / "grid.png").is_file()
+    assert len(pngs) == 3
+    assert (Image.open(pngs[0]).size, Image.open(pngs[0]).mode) == ((128, 128), "RGBA")
+    grid = Image.open(tmp_path / "grid.png")
+    # The emojis on Discord's light theme, then on its dark theme.
+    assert grid.getpixel((0, 0)) == (255, 255, 255)
+    assert grid.getpixel((0, grid.height - 1)) == (49, 51, 56)
 
 
 def test_evaluate_prints_and_saves_scores(
@@ -83,15 +91,20 @@ def test_evaluate_prints_and_saves_scores(
         "--samples",
         8,
         "--metrics",
-        "fid,class_consistency",
+        "fid,precision,recall,colours,memorised,class_consistency",
         "--json",
         tmp_path / "scores.json",
+        "--sheet",
+        tmp_path / "sheet.png",
         "--device",
         "cpu",
     )
-    assert code == 0 and "fid" in out
+    assert code == 0 and "fid" in out and "sheet:" in out
     scores = json.loads((tmp_path / "scores.json").read_text())
     assert scores["fid"] > 0 and 0 <= scores["class_consistency"] <= 1
+    assert 0 <= scores["precision"] <= 1 and 0 <= scores["recall"] <= 1
+    assert scores["colours"] >= 1 and 0 <= scores["memorised"] <= 1
+    assert Image.open(tmp_path / "sheet.png").size == (8 * 130 + 2, 2 * (130 + 2))
 
 
 def error_line(capsys, *argv) -> str:

@@ -1,8 +1,10 @@
-"""Metrics registered by name: FID, KID, domain IS and class consistency.
+"""Metrics registered by name: FID, KID, precision / recall / density / coverage,
+distinct colours, memorisation, domain IS and class consistency.
 
 A metric is a function of a `MetricContext`, which computes (once) what the
-metrics share: Inception features of the real and generated images, and the
-emoji classifier's predictions. `Evaluator` samples a generator and scores it.
+metrics share: Inception features of the real and generated images, their
+k-NN fidelity scores, and the emoji classifier's predictions. `Evaluator`
+samples a generator and scores it.
 """
 
 import hashlib
@@ -14,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gan.data import composite
 from gan.metrics.classifier import (
     EmojiClassifier,
     class_consistency,
@@ -22,12 +25,21 @@ from gan.metrics.classifier import (
     predict_probs,
 )
 from gan.metrics.distance import frechet_distance, kernel_inception_distance
+from gan.metrics.fidelity import (
+    MEMORISED_BELOW,
+    Fidelity,
+    distinct_colours,
+    nearest_neighbour_ratios,
+    precision_recall_density_coverage,
+)
 from gan.metrics.inception import inception_features
 from moodmoji.errors import MoodmojiError
 from moodmoji.settings import CommonSettings
 
 METRICS: dict[str, Callable[["MetricContext"], float]] = {}
 INCEPTION_METRICS = ("fid", "kid")
+FIDELITY_METRICS = ("precision", "recall", "density", "coverage")
+PIXEL_METRICS = ("colours", "colours_real", "memorised", "nn_ratio_min")
 CLASSIFIER_METRICS = ("domain_is", "class_consistency")
 
 
@@ -42,11 +54,19 @@ def register_metric(name: str):
 class MetricContext:
     def __init__(self, evaluator: "Evaluator", fake: Tensor):
         self.evaluator = evaluator
-        self.fake = fake
+        self.fake = composite(fake)  # RGBA samples are scored on white, as the real images are
 
     @cached_property
     def fake_features(self) -> np.ndarray:
         return inception_features(self.fake, self.evaluator.device)
+
+    @cached_property
+    def fidelity(self) -> Fidelity:
+        return precision_recall_density_coverage(self.evaluator.real_features, self.fake_features)
+
+    @cached_property
+    def nn_ratios(self) -> np.ndarray:
+        return nearest_neighbour_ratios(self.fake, self.evaluator.real)
 
     @cached_property
     def fake_probs(self) -> np.ndarray:
@@ -63,6 +83,48 @@ def fid(ctx: MetricContext) -> float:
 @register_metric("kid")
 def kid(ctx: MetricContext) -> float:
     return kernel_inception_distance(ctx.evaluator.real_features, ctx.fake_features, subsets=50)
+
+
+@register_metric("precision")
+def precision(ctx: MetricContext) -> float:
+    return ctx.fidelity.precision
+
+
+@register_metric("recall")
+def recall(ctx: MetricContext) -> float:
+    return ctx.fidelity.recall
+
+
+@register_metric("density")
+def density(ctx: MetricContext) -> float:
+    return ctx.fidelity.density
+
+
+@register_metric("coverage")
+def coverage(ctx: MetricContext) -> float:
+    return ctx.fidelity.coverage
+
+
+@register_metric("colours")
+def colours(ctx: MetricContext) -> float:
+    """Median distinct colours per sample (real emojis: see `colours_real`)."""
+    return float(np.median(distinct_colours(ctx.fake)))
+
+
+@register_metric("colours_real")
+def colours_real(ctx: MetricContext) -> float:
+    return ctx.evaluator.real_colours
+
+
+@register_metric("memorised")
+def memorised(ctx: MetricContext) -> float:
+    """Share of samples nearer than 1/3 of the way to one training image (near-copies)."""
+    return float((ctx.nn_ratios < MEMORISED_BELOW).mean())
+
+
+@register_metric("nn_ratio_min")
+def nn_ratio_min(ctx: MetricContext) -> float:
+    return float(ctx.nn_ratios.min())
 
 
 @register_metric("domain_is")
@@ -96,7 +158,7 @@ class Evaluator:
             raise MoodmojiError(
                 f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(METRICS)}"
             )
-        self.real = real
+        self.real = composite(real)  # on white: every score stays comparable with RGB models
         self.device = torch.device(device)
         self.cache_dir = Path(cache_dir) if cache_dir else CommonSettings().cache_dir
         self.metrics = metrics
@@ -115,6 +177,10 @@ class Evaluator:
         np.save(tmp, features)
         tmp.replace(path)
         return features
+
+    @cached_property
+    def real_colours(self) -> float:
+        return float(np.median(distinct_colours(self.real)))
 
     def score(self, fake: Tensor) -> dict[str, float]:
         ctx = MetricContext(self, fake)
@@ -144,8 +210,10 @@ def generate(
 
 __all__ = [
     "CLASSIFIER_METRICS",
+    "FIDELITY_METRICS",
     "INCEPTION_METRICS",
     "METRICS",
+    "PIXEL_METRICS",
     "EmojiClassifier",
     "Evaluator",
     "MetricContext",
