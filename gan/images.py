@@ -1,4 +1,4 @@
-"""Pillow-only image helpers shared by the loader and the data set builder (no torch here)."""
+"""Image helpers shared by the loader and the data set builder (Pillow and numpy; no torch)."""
 
 from PIL import Image
 
@@ -41,3 +41,43 @@ def on_white(image: Image.Image) -> Image.Image:
 def to_rgb_square(image: Image.Image, size: int = IMAGE_SIZE) -> Image.Image:
     """`to_rgba_square`, composited on white."""
     return on_white(to_rgba_square(image, size))
+
+
+def cut_out_flat_background(
+    image: Image.Image, tolerance: float = 24.0, edge: float = 96.0
+) -> Image.Image:
+    """An opaque image drawn on a flat colour (an emoji saved as JPEG on white, say) as RGBA
+    with that background made transparent; anything else is returned as it is.
+
+    The background is the colour of the border, if at least 90% of the border is within
+    `tolerance` of it (RGB distance). Only the background region connected to the border
+    is cut, so a face's white eyes stay. The one-pixel rim around the cut gets partial
+    alpha from its distance to the background (full at `edge`), and its colour is
+    un-mixed from the background, so the emoji has no light halo on a dark theme.
+    """
+    import numpy as np
+    from scipy import ndimage
+
+    rgba = image.convert("RGBA")
+    pixels = np.asarray(rgba).astype(np.float64)
+    if pixels[..., 3].min() < 255:
+        return rgba  # it has its own transparency
+    rgb = pixels[..., :3]
+    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
+    background = np.median(border, axis=0)
+    if (np.linalg.norm(border - background, axis=1) <= tolerance).mean() < 0.9:
+        return rgba  # no flat background: a photo, or art that fills the frame
+    distance = np.linalg.norm(rgb - background, axis=2)
+    labels, _ = ndimage.label(distance <= tolerance)
+    edge_labels = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    cut = np.isin(labels, edge_labels[edge_labels > 0])
+    if cut.mean() > 0.95:
+        return rgba  # all background: nothing would be left
+    rim = ndimage.binary_dilation(cut) & ~cut
+    alpha = np.where(cut, 0.0, 1.0)
+    alpha[rim] = np.clip(distance[rim] / edge, 0.0, 1.0)
+    # c = a * f + (1 - a) * bg  =>  f = (c - (1 - a) * bg) / a, on the rim.
+    safe = np.maximum(alpha, 1e-3)[..., None]
+    unmixed = np.clip((rgb - (1.0 - alpha[..., None]) * background) / safe, 0, 255)
+    out = np.dstack([np.where(rim[..., None], unmixed, rgb), alpha * 255.0])
+    return Image.fromarray(np.round(out).astype(np.uint8), "RGBA")

@@ -142,3 +142,19 @@ def test_the_import_command_reports_each_skipped_file_by_name(tmp_path, capsys):
     assert "duplicate, dropped: positive/smile2.png" in printed
     assert "rejected: negative/tiny.png" in printed
     assert "added 2 positive, 2 negative" in printed
+
+
+def test_an_emoji_saved_as_jpeg_on_white_is_imported_with_its_background_cut_out(tmp_path):
+    from PIL import ImageDraw
+
+    art = Image.new("RGB", (96, 96), (255, 255, 255))
+    ImageDraw.Draw(art).ellipse((12, 12, 84, 84), fill=(250, 200, 0))
+    buffer = io.BytesIO()
+    art.save(buffer, format="JPEG", quality=95)
+    set_dir = tmp_path / "emoji"
+    import_images(set_dir, write_files(tmp_path / "mine", {"positive/face.jpg": buffer.getvalue()}))
+    [row] = read_manifest(set_dir)
+    with Image.open(set_dir / row.file) as image:
+        pixels = np.asarray(image)
+    assert image.mode == "RGBA"
+    assert pixels[0, 0, 3] == 0 and pixels[32, 32, 3] == 255  # no white box around the face

@@ -87,3 +87,36 @@ def test_corrupt_image_is_named(tmp_path):
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not really a png")
     with pytest.raises(DataError, match=r"1 unreadable image.*broken.png"):
         load_label_images(tmp_path, "positive")
+
+
+def test_an_emoji_saved_on_white_gets_its_background_cut_out_but_not_its_eyes():
+    from PIL import ImageDraw
+
+    from gan.images import cut_out_flat_background
+
+    art = Image.new("RGB", (64, 64), (255, 255, 255))
+    draw = ImageDraw.Draw(art)
+    draw.ellipse((8, 8, 56, 56), fill=(250, 200, 0))
+    draw.ellipse((20, 20, 28, 28), fill=(255, 255, 255))  # a white eye inside the face
+    cut = cut_out_flat_background(art)
+    assert cut.mode == "RGBA"
+    assert cut.getpixel((0, 0))[3] == 0  # the background is gone
+    assert cut.getpixel((32, 40)) == (250, 200, 0, 255)  # the face is kept
+    assert cut.getpixel((24, 24)) == (255, 255, 255, 255)  # and so is its white eye
+    rim = [cut.getpixel((x, 32))[3] for x in range(4, 12)]
+    assert rim == sorted(rim) and 0 in rim and 255 in rim  # a soft edge, not a hard step
+
+
+@pytest.mark.parametrize("kind", ["noise", "flat", "transparent"])
+def test_images_without_a_flat_background_are_left_alone(kind):
+    from gan.images import cut_out_flat_background
+
+    generator = torch.Generator().manual_seed(0)
+    image = {
+        "noise": Image.fromarray(
+            torch.randint(0, 256, (32, 32, 3), generator=generator, dtype=torch.uint8).numpy()
+        ),
+        "flat": Image.new("RGB", (32, 32), (10, 200, 30)),  # all background: keep it all
+        "transparent": Image.new("RGBA", (32, 32), (255, 255, 255, 0)),  # has its own alpha
+    }[kind]
+    assert cut_out_flat_background(image).tobytes() == image.convert("RGBA").tobytes()

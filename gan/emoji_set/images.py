@@ -12,9 +12,16 @@ from pathlib import Path
 
 from PIL import Image
 
-from gan.images import IMAGE_SIZE, WHITE, to_rgba_square
+from gan.images import IMAGE_SIZE, WHITE, cut_out_flat_background, to_rgba_square
 
-__all__ = ["IMAGE_SIZE", "WHITE", "pixel_hash", "save_png", "to_rgba_square"]
+__all__ = [
+    "IMAGE_SIZE",
+    "WHITE",
+    "cut_out_flat_background",
+    "pixel_hash",
+    "save_png",
+    "to_rgba_square",
+]
 
 
 def pixel_hash(image: Image.Image) -> str:

@@ -4,7 +4,8 @@ The source is a folder or a zip. An image's label is the `positive` or
 `negative` folder it lies under (at any depth, so `faces.zip:faces/positive/a.png`
 works). Each image is opened and fully decoded; corrupt files and files of the
 wrong type or size are reported by name and skipped; the rest are normalised
-like the built images (64x64 RGBA, transparency kept), and any whose pixels the set
+like the built images (64x64 RGBA, transparency kept; an opaque image on a flat
+background gets that background cut out), and any whose pixels the set
 already holds, or that appear twice in the source, are dropped as duplicates.
 The updated set is written beside the old one and swapped in, like a build.
 
@@ -28,7 +29,13 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from gan.emoji_set.build import ATTRIBUTION_NAME
-from gan.emoji_set.images import IMAGE_SIZE, pixel_hash, save_png, to_rgba_square
+from gan.emoji_set.images import (
+    IMAGE_SIZE,
+    cut_out_flat_background,
+    pixel_hash,
+    save_png,
+    to_rgba_square,
+)
 from gan.emoji_set.labels import LABELS
 from gan.emoji_set.manifest import (
     HOW_IMPORT,
@@ -213,7 +220,9 @@ def import_images(
             width, height = image.size
             report.rejected.append((name, f"{width}x{height}: {side_rule}"))
             continue
-        normalised = to_rgba_square(image, size)
+        # An emoji saved without transparency (on white, say) gets its background cut
+        # out: the GAN draws RGBA, and a white box would teach it to draw boxes.
+        normalised = to_rgba_square(cut_out_flat_background(image), size)
         digest = pixel_hash(normalised)
         if digest in known_pixels:
             report.duplicates.append(name)
