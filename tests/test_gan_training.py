@@ -88,6 +88,19 @@ def test_a_seed_gives_the_same_emojis_alone_or_batched(tiny_checkpoint):
     assert not np.array_equal(np.asarray(batched[0][0]), np.asarray(batched[1][0]))
 
 
+def test_an_rgba_fastgan_gives_the_same_transparent_emojis_alone_or_batched(
+    tiny_config, procedural_data, tmp_path
+):
+    config = tiny_config(body="fastgan", channels=4, epochs=1)
+    path = train(config, procedural_data, tmp_path, device="cpu", progress=False)
+    sampler = EmojiSampler.from_checkpoint(path, device="cpu")
+    batched = sampler.sample_batch([(1, 5), (42, 3)], size=128)[1]
+    alone = sampler.sample_batch([(42, 3)], size=128)[0]
+    assert all(image.mode == "RGBA" for image in alone)
+    for x, y in zip(batched, alone, strict=True):
+        assert np.array_equal(np.asarray(x), np.asarray(y))
+
+
 def test_exported_generator_is_fp16_and_samples_like_the_original(tiny_checkpoint, tmp_path):
     exported = export_generator(tiny_checkpoint, tmp_path / "positive.pt")
     payload = load_checkpoint(exported, kind="generator")
