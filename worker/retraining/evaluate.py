@@ -54,16 +54,17 @@ def score_checkpoints(
 def save_comparison_grid(
     rows: list[tuple[str, str, Path]], out: Path, per_row: int = GRID_COLUMNS
 ) -> Path:
-    """One row of samples per (name, label, checkpoint), all from the same latent seeds."""
+    """One row of samples per (name, label, checkpoint), all from the same latent seeds,
+    on Discord's light theme and again on its dark one."""
     import gan
-    from gan.plot import make_grid
+    from gan.plot import theme_sheet
 
     images = []
     for _name, _label, path in rows:
         sampler = gan.EmojiSampler.from_checkpoint(path, "cpu")
         images += sampler.sample_batch([(0, per_row)])[0]
     out.parent.mkdir(parents=True, exist_ok=True)
-    make_grid(images, columns=per_row).save(out)
+    theme_sheet(images, columns=per_row).save(out)
     return out
 
 
