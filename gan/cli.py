@@ -103,10 +103,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate",
         help="FID, KID, precision/recall/density/coverage, colours, memorisation, mood judge",
     )
-    p.add_argument("checkpoint", type=Path, help="checkpoint file, or a run or models folder")
+    p.add_argument(
+        "checkpoint",
+        type=Path,
+        nargs="?",
+        help="checkpoint file, or a run or models folder (omit with --real-floor)",
+    )
     p.add_argument("--label", choices=LABEL_CHOICES)
     p.add_argument("--data", type=Path, default=default_data)
     p.add_argument("--samples", type=int, default=256, help="generated images to score")
+    p.add_argument(
+        "--real-floor",
+        action="store_true",
+        help="score --samples real images of --label (a seeded draw) against the rest "
+        "instead of a generator: the best a model could score at that count",
+    )
     p.add_argument("--metrics", default=",".join(DEFAULT_METRICS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="also write the scores here")
@@ -231,6 +242,8 @@ def sample_command(args: argparse.Namespace) -> int:
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
+    import torch
+
     from gan.data import load_label_images
     from gan.metrics import Evaluator, generate, load_or_train_classifier
     from gan.sample import EmojiSampler, resolve_checkpoint
@@ -238,21 +251,33 @@ def evaluate_command(args: argparse.Namespace) -> int:
 
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     device = resolve_device(args.device)
-    sampler = EmojiSampler.from_checkpoint(resolve_checkpoint(args.checkpoint, args.label), device)
-    label = sampler.label
+    if args.real_floor == (args.checkpoint is not None):
+        raise MoodmojiError("give a checkpoint to score, or --real-floor with --label, not both")
+    if args.real_floor:
+        if args.label is None:
+            raise MoodmojiError("--real-floor needs --label")
+        label, version = args.label, "real"
+        real = load_label_images(args.data, label)
+        if not 0 < args.samples < len(real):
+            raise MoodmojiError(f"--samples must be between 1 and {len(real) - 1} here")
+        order = torch.randperm(len(real), generator=torch.Generator().manual_seed(args.seed))
+        fake, real = real[order[: args.samples]], real[order[args.samples :]]
+        what = f"real / {label}  {args.samples} held-out real images"
+    else:
+        sampler = EmojiSampler.from_checkpoint(
+            resolve_checkpoint(args.checkpoint, args.label), device
+        )
+        label, version = sampler.label, sampler.version
+        real = load_label_images(args.data, label)
+        fake = generate(sampler.generator, args.samples, args.seed, device)
+        what = f"{sampler.config.model} / {label}  version {version}  {args.samples} samples"
     settings = CommonSettings()
     classifier, info = None, {}
     if {"domain_is", "class_consistency"} & set(metrics):
         classifier, info = load_or_train_classifier(args.data, settings.cache_dir)
-    evaluator = Evaluator(
-        load_label_images(args.data, label), device, settings.cache_dir, metrics, classifier, label
-    )
-    fake = generate(sampler.generator, args.samples, args.seed, device)
+    evaluator = Evaluator(real, device, settings.cache_dir, metrics, classifier, label)
     scores = evaluator.score(fake)
-    print(
-        f"{sampler.config.model} / {label}  version {sampler.version}  "
-        f"{args.samples} samples vs {len(evaluator.real)} real"
-    )
+    print(f"{what} vs {len(evaluator.real)} real")
     for name, value in scores.items():
         print(f"  {name:<18} {value:.4f}")
     if info:
@@ -261,12 +286,12 @@ def evaluate_command(args: argparse.Namespace) -> int:
         from gan.data import tensor_to_images
         from gan.plot import save_grid
 
-        sheet = args.sheet or Path("samples") / f"sheet-{label}-{sampler.version}.png"
+        sheet = args.sheet or Path("samples") / f"sheet-{label}-{version}.png"
         print(f"  sheet: {save_grid(tensor_to_images(fake[:SHEET_SAMPLES], 128), sheet)}")
     if args.json:
         args.json.write_text(
             json.dumps(
-                {"label": label, "version": sampler.version, "samples": args.samples, **scores},
+                {"label": label, "version": version, "samples": args.samples, **scores},
                 indent=2,
             )
         )

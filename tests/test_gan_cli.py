@@ -111,6 +111,23 @@ def test_evaluate_prints_and_saves_scores(
     assert Image.open(tmp_path / "sheet.png").size == (8 * 130 + 2, 2 * (130 + 2))
 
 
+def test_evaluate_real_floor_scores_held_out_real_images_against_the_rest(
+    capsys, procedural_data, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("MOODMOJI_CACHE_DIR", str(tmp_path / "cache"))
+    args = ("--data", procedural_data, "--samples", 8, "--metrics", "fid,precision,memorised")
+    code, out, _ = run(
+        capsys, "evaluate", "--real-floor", "--label", "negative", *args,
+        "--json", tmp_path / "floor.json", "--sheet", "none", "--device", "cpu",
+    )  # fmt: skip
+    assert code == 0 and "8 held-out real images vs 16 real" in out
+    scores = json.loads((tmp_path / "floor.json").read_text())
+    assert scores["version"] == "real" and scores["precision"] > 0.5
+    assert scores["memorised"] < 0.5  # other real faces are not copies of each other
+    assert "not both" in error_line(capsys, "evaluate", "--real-floor", "x.pt", *args)
+    assert "--label" in error_line(capsys, "evaluate", "--real-floor", *args)
+
+
 def error_line(capsys, *argv) -> str:
     code, _, err = run(capsys, *argv)
     assert code == 2
