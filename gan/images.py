@@ -81,3 +81,26 @@ def cut_out_flat_background(
     unmixed = np.clip((rgb - (1.0 - alpha[..., None]) * background) / safe, 0, 255)
     out = np.dstack([np.where(rim[..., None], unmixed, rgb), alpha * 255.0])
     return Image.fromarray(np.round(out).astype(np.uint8), "RGBA")
+
+
+def fill_enclosed(image: Image.Image, colour=WHITE) -> Image.Image:
+    """Line art with its enclosed transparent areas filled with `colour` (white).
+
+    Monochrome emoji glyphs are lines on transparency, made to be tinted: a black
+    face whose inside is see-through all but vanishes on a dark chat theme. Filled
+    like a sticker (only what the outline encloses, not the outside), it reads on
+    both themes, as it did on white.
+    """
+    import numpy as np
+    from scipy import ndimage
+
+    rgba = image.convert("RGBA")
+    alpha = np.asarray(rgba)[..., 3]
+    labels, _ = ndimage.label(alpha < 128)
+    border = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    outside = np.isin(labels, border[border > 0])
+    # Grow the outside by a pixel so the outline's anti-aliased outer edge stays soft.
+    inside = ~ndimage.binary_dilation(outside)
+    filled = Image.alpha_composite(Image.new("RGBA", rgba.size, (*colour, 255)), rgba)
+    mask = Image.fromarray((inside * 255).astype(np.uint8), "L")
+    return Image.composite(filled, rgba, mask)

@@ -120,3 +120,21 @@ def test_images_without_a_flat_background_are_left_alone(kind):
         "transparent": Image.new("RGBA", (32, 32), (255, 255, 255, 0)),  # has its own alpha
     }[kind]
     assert cut_out_flat_background(image).tobytes() == image.convert("RGBA").tobytes()
+
+
+def test_line_art_gets_a_white_inside_and_keeps_a_transparent_outside():
+    from PIL import ImageDraw
+
+    from gan.images import fill_enclosed
+
+    glyph = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(glyph)
+    draw.ellipse((8, 8, 56, 56), outline=(0, 0, 0, 255), width=3)  # a face outline
+    draw.ellipse((22, 24, 26, 28), fill=(0, 0, 0, 255))  # an eye
+    filled = fill_enclosed(glyph)
+    assert filled.getpixel((2, 2))[3] == 0  # outside: still transparent
+    assert filled.getpixel((32, 40)) == (255, 255, 255, 255)  # inside: white
+    assert filled.getpixel((24, 26)) == (0, 0, 0, 255)  # the lines stay black
+    open_art = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    ImageDraw.Draw(open_art).line((8, 32, 56, 32), fill=(0, 0, 0, 255), width=3)
+    assert fill_enclosed(open_art).tobytes() == open_art.tobytes()  # nothing enclosed

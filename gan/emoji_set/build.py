@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from gan.emoji_set.art import ArtSet, open_art_set
 from gan.emoji_set.iconify import IconMatch, NameMatchCheck, name_match_agreement
-from gan.emoji_set.images import IMAGE_SIZE, pixel_hash, save_png
+from gan.emoji_set.images import IMAGE_SIZE, fill_enclosed, pixel_hash, save_png
 from gan.emoji_set.labels import (
     LABELS,
     PUBLISHED_RULE,
@@ -166,6 +166,8 @@ def build_emoji_set(
     duplicates = 0
     for style, art, match in tqdm(work, desc="rasterise", unit="img"):
         image = art.render(match.icon, size)
+        if style.monochrome:  # see-through line art would vanish on a dark theme
+            image = fill_enclosed(image)
         digest = pixel_hash(image)
         if digest in seen_pixels:
             duplicates += 1

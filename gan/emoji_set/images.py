@@ -12,12 +12,19 @@ from pathlib import Path
 
 from PIL import Image
 
-from gan.images import IMAGE_SIZE, WHITE, cut_out_flat_background, to_rgba_square
+from gan.images import (
+    IMAGE_SIZE,
+    WHITE,
+    cut_out_flat_background,
+    fill_enclosed,
+    to_rgba_square,
+)
 
 __all__ = [
     "IMAGE_SIZE",
     "WHITE",
     "cut_out_flat_background",
+    "fill_enclosed",
     "pixel_hash",
     "save_png",
     "to_rgba_square",
