@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 import redis
 import yaml
-from worker_helpers import REDIS_URL, delete_prefix, free_port, unique_prefix
+from worker_helpers import REDIS_URL, delete_prefix, unique_prefix
 
 from worker import WorkerSettings
+from worker.localredis import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
