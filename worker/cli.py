@@ -92,6 +92,11 @@ def register(subparsers) -> None:
         action="store_true",
         help="instead: take retrain jobs from the Redis stream (Discord's /emoji-admin retrain)",
     )
+    retrain.add_argument(
+        "--worker-id",
+        help="--serve: this runner's name (default host-pid); restarted with the same name, "
+        "it takes its own unfinished jobs first",
+    )
     retrain.set_defaults(handler=run_retrain)
 
 

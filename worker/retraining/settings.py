@@ -60,6 +60,12 @@ class RetrainSettings(WorkerSettings):
     retrain_max_ratio: float = Field(
         200.0, gt=1, description="compression ratio past which a zip is taken for a zip bomb"
     )
+    retrain_claim_idle_s: float = Field(
+        300.0,
+        ge=1,
+        description="a running job's runner touches it every quarter of this; a job untouched "
+        "this long belonged to a runner that died and is taken over by another",
+    )
     retrain_event_maxlen: int = Field(
         1000, ge=10, description="approximate cap on each job's progress stream in Redis"
     )
