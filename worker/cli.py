@@ -159,9 +159,6 @@ def run_worker(args: argparse.Namespace) -> int:
     if unknown:
         raise MoodmojiError(f"unknown label {unknown[0]!r}; labels are {', '.join(LABELS)}")
     registry = registry_from_settings(settings)
-    version = registry.active_version()
-    for label in settings.worker_labels:
-        registry.checkpoint_path(label, version)  # a missing model is a one-line error
 
     async def serve() -> None:
         transport = RedisStreamsTransport(settings)

@@ -87,10 +87,17 @@ class WorkerSettings(CommonSettings):
     worker_image_size: int = Field(128, ge=16, le=512, description="default emoji size in pixels")
 
     registry_dir: Path = Field(
-        Path("registry"), description="model registry: <version>/<label>.pt, meta.json, ACTIVE"
+        Path("registry"),
+        description="model registry: <version>/<label>.pt, meta.json; STATE.json (live version)",
     )
     registry_redis_key: bool = Field(
         False, description="read the active version from Redis (<prefix>:registry:active)"
+    )
+    registry_file_mode: str = Field(
+        "640",
+        pattern=r"^0?[0-7]{3}$",
+        description="octal mode of the files the registry writes (folders get the matching "
+        "search bits): 640 lets the workers' group read what an operator publishes",
     )
     registry_poll_s: float = Field(
         2.0, gt=0, description="how often workers look for a new active model version"
