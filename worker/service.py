@@ -51,9 +51,13 @@ def check_loads(registry: ModelRegistry, version: str, labels: list[str]) -> lis
             [sampler] = load_samplers(registry, version, [label], "cpu").values()
             sampler.sample_batch([(0, 1)], 16)
         except Exception as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            problems.append(f"{label}: {reason or type(error).__name__}")
+            problems.append(f"{label}: {_first_line(error)}")
     return problems
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def encode_pngs(images: list, compress_level: int) -> list[bytes]:
@@ -296,7 +300,7 @@ class SamplingService:
                     load_samplers, registry, version, self.labels, self.settings.device
                 )
             except Exception as error:
-                failures.append(f"{version} ({str(error).strip().splitlines()[0]})")
+                failures.append(f"{version} ({_first_line(error)})")
                 log.error("cannot load version %r: %s", version, error)
                 continue
             self._install(version, samplers)
