@@ -230,7 +230,14 @@ class WorkerClient:
             log.warning("an answer to %s, which this client did not ask for", result.request_id)
 
     async def _resubmit_pending(self) -> None:
+        """After Redis came back: resolve what it still holds an answer for (an AOF kept
+        it), submit the rest again (a server without persistence forgot them)."""
         outstanding = list(self._requests.values())
+        with contextlib.suppress(Exception):  # unreadable now: resubmitting is still safe
+            stored = await self.transport.stored_results([r.request_id for r in outstanding])
+            for result in stored.values():
+                self._resolve(result)
+            outstanding = [r for r in outstanding if r.request_id not in stored]
         log.warning("queue reconnected; resubmitting %d unanswered requests", len(outstanding))
         for request in outstanding:
             with contextlib.suppress(Exception):
