@@ -45,7 +45,11 @@ def test_train_then_plot_then_sample(capsys, procedural_data, tmp_path):
     assert code == 0 and "checkpoint:" in out
     assert (run_dir / "checkpoint.pt").is_file()
     config = json.loads((run_dir / "config.json").read_text())
-    assert (config["other_labels_weight"], config["body"], config["channels"]) == (0.5, "fastgan", 4)
+    assert (config["other_labels_weight"], config["body"], config["channels"]) == (
+        0.5,
+        "fastgan",
+        4,
+    )
     assert [json.loads(line)["epoch"] for line in (run_dir / "log.jsonl").open()] == [1, 2]
 
     code, out, _ = run(capsys, "plot", run_dir, "--samples", 8)
