@@ -324,3 +324,24 @@ async def test_answers_live_as_long_as_someone_may_read_them(redis_prefix, sampl
     assert 0 < stream_ttl <= 300  # an abandoned reply stream expires
     assert 0 < key_ttl <= 10 + 5  # the deadline plus the grace, not the hour it was
     await transport.close()
+
+
+async def test_two_answers_to_one_request_in_one_read_count_as_a_duplicate(redis_prefix):
+    settings = queue_settings(redis_prefix)
+    transport = RedisStreamsTransport(settings)
+    client = WorkerClient(transport, settings)
+    request = client.request("positive", seed=1)
+    answer = GenerateResult(request_id=request.request_id, images=[b"png"]).to_json()
+    replies = transport.reply_stream(client.reply_to)
+    await client.start()
+    waiting = asyncio.create_task(client.submit(request, timeout=10))
+    await asyncio.sleep(0.1)
+    async with transport.redis.pipeline(transaction=True) as pipe:  # both land in one read
+        pipe.xadd(replies, {"result": answer})
+        pipe.xadd(replies, {"result": answer})
+        await pipe.execute()
+    assert (await waiting).ok
+    await asyncio.sleep(0.1)
+    assert client.stats["duplicate"] == 1 and client.stats["foreign"] == 0
+    await client.close()
+    await transport.close()

@@ -222,6 +222,8 @@ class WorkerClient:
             future.set_result(result)
             self._answered_at.append(time.monotonic())
             self.stats["answered"] += 1
+        elif future is not None:  # answered a moment ago: its done-callback has not run yet
+            self.stats["late" if future.cancelled() else "duplicate"] += 1
         elif result.request_id in self._finished:
             # The first answer stands; a resubmitted or reclaimed request is answered again.
             self.stats["duplicate" if self._finished[result.request_id] else "late"] += 1
