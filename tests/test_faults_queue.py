@@ -273,11 +273,10 @@ async def test_idle_entries_behind_fresh_ones_at_the_head_are_reclaimed(redis_pr
     await transport.close()
 
 
-async def test_a_long_pending_list_is_reclaimed_at_sampling_speed(redis_prefix, samplers):
+async def test_a_long_pending_list_is_reclaimed_batch_after_batch(redis_prefix):
     settings = queue_settings(redis_prefix, queue_claim_idle_ms=200, queue_max_length=10_000)
     transport = RedisStreamsTransport(settings)
     client = WorkerClient(transport, settings)
-    await client.start()
     stream, group = transport.request_stream("positive"), settings.queue_group
     requests = [client.request("positive", seed=s, size=16, timeout=120) for s in range(1500)]
     async with transport.redis.pipeline(transaction=False) as pipe:
@@ -289,15 +288,14 @@ async def test_a_long_pending_list_is_reclaimed_at_sampling_speed(redis_prefix, 
     raw.xreadgroup(group, "crashed", {stream: ">"}, count=2000)  # then it died
     raw.close()
     await asyncio.sleep(0.3)
-    started = time.monotonic()
-    async with running(SamplingService(transport, settings, samplers=samplers)) as service:
-        results = await _answers(transport, requests, 90)
-        took = time.monotonic() - started
-    assert all(r.ok for r in results)
-    # At the old 32 entries a second per worker this took 47 s.
-    assert took < 25, f"{took:.1f} s for 1,500 reclaimed entries"
-    assert service.requests_sampled == 1500
-    await client.close()
+    # A worker's fetches, as fast as it can serve them: each takes over a full batch.
+    # Before, a reclaim ran at most once a second, so 32 entries a second per worker
+    # (these 1,500 took 52 s to serve; 50,000 would take 26 minutes).
+    reclaimed = []
+    for _ in range(1500 // 32 + 2):
+        reclaimed += await transport.fetch("positive", "survivor", 32, 10)
+    assert len({d.request.request_id for d in reclaimed}) == 1500
+    assert {d.delivery_count for d in reclaimed} == {2}
     await transport.close()
 
 
