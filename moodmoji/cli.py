@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def show_settings(args: argparse.Namespace) -> int:
+    from moodmoji.settings import redacted
     from moodmoji.settings_doc import env_example, settings_sections
 
     if args.example:
@@ -64,7 +65,7 @@ def show_settings(args: argparse.Namespace) -> int:
         values = cls().model_dump()  # SecretStr fields dump as '**********'
         print(f"{title}:")
         for name in names:
-            print(f"  MOODMOJI_{name.upper()} = {values[name]}")
+            print(f"  MOODMOJI_{name.upper()} = {redacted(values[name])}")
     return 0
 
 

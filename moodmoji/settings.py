@@ -6,6 +6,7 @@ package needs another's settings class.
 """
 
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,3 +38,22 @@ class CommonSettings(BaseSettings):
         description="downloads and derived caches (Inception statistics, classifiers)",
     )
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for queue and state")
+
+
+def redacted(value):
+    """`value` fit to print or log: the password of a URL (`redis://:pw@host`) masked.
+
+    Secret fields are `SecretStr` and mask themselves; a URL carries its secret inside
+    an ordinary string, so everything that shows settings passes through here."""
+    if not isinstance(value, str) or "@" not in value:
+        return value
+    try:
+        parts = urlsplit(value)
+        password = parts.password
+    except ValueError:
+        return value
+    if not password:
+        return value
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))

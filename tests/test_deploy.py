@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 import redis
 import yaml
-from worker_helpers import REDIS_URL, delete_prefix, free_port, unique_prefix
+from worker_helpers import REDIS_URL, delete_prefix, unique_prefix
 
 from worker import WorkerSettings
+from worker.localredis import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
@@ -462,3 +463,17 @@ def test_the_liveness_probe_reads_the_worker_heartbeat():
 def test_the_liveness_probe_does_not_blame_the_worker_for_a_missing_redis():
     done = probe({"MOODMOJI_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
     assert done.returncode == 0 and "redis unreachable" in done.stdout
+
+
+def test_the_redis_deployed_is_one_whose_group_lag_survives_an_aof_restart():
+    # Redis 7.0 and 7.2 restore a stale consumer-group entries-read from an AOF rewrite
+    # (redis/redis#12898, fixed in 7.4.0): KEDA scales on that lag. The bench and the
+    # fault tests show the queue itself does not trust it (tests/test_faults_queue.py).
+    images = [yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]["redis"]["image"]]
+    for document in yaml.safe_load_all((K8S / "redis.yaml").read_text()):
+        if document["kind"] == "StatefulSet":
+            images += [c["image"] for c in document["spec"]["template"]["spec"]["containers"]]
+    for image in images:
+        version = image.split(":")[1].split("-")[0]
+        assert version.count(".") == 2, f"{image}: pin an exact release"
+        assert tuple(int(part) for part in version.split(".")) >= (7, 4, 0), image

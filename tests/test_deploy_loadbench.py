@@ -1,4 +1,5 @@
-"""`moodmoji bench load`: bounds, the local-only rule, and a short real run that loses nothing."""
+"""`moodmoji bench load`: bounds, the local-only rule, and short real fault runs that lose
+nothing: a worker SIGKILLed, one SIGSTOPped, Redis crashed with and without an AOF."""
 
 # Fixtures come from worker_helpers: importing them is what registers them here.
 # ruff: noqa: F401, F811
@@ -8,7 +9,7 @@ import sys
 
 import pytest
 import redis
-from worker_helpers import REDIS_URL, REPO, tiny_models
+from worker_helpers import REDIS_URL, REPO, tiny_models, unique_prefix
 
 from moodmoji.errors import MoodmojiError
 from worker import WorkerSettings
@@ -28,6 +29,8 @@ def plan(**overrides) -> LoadPlan:
         ({"seconds": 601}, "--seconds must be between"),
         ({"rate": 0}, "--rate must be between"),
         ({"capacity_rate": -1}, "--capacity-rate must be between"),
+        ({"faults": ("steady", "flood")}, "--faults are some of steady, kill, stop"),
+        ({"faults": ("stop",), "workers": 1}, "--faults stop needs --workers 2"),
     ],
 )
 def test_plans_out_of_bounds_are_refused(overrides, message):
@@ -57,29 +60,59 @@ def test_the_command_says_so_in_one_line_before_starting_anything():
     assert done.stderr.strip().startswith("moodmoji: error: bench load only talks to a Redis")
 
 
-@pytest.mark.redis
-def test_two_clients_two_workers_and_a_killed_worker_lose_nothing(tiny_models, monkeypatch):
+def _bench_environment(monkeypatch):
     # The workers read the claim timeout from the environment, like the bench's own settings.
     monkeypatch.setenv("MOODMOJI_QUEUE_CLAIM_IDLE_MS", "1000")
     monkeypatch.setenv("MOODMOJI_WORKER_HEARTBEAT_S", "0.3")
     monkeypatch.setenv("MOODMOJI_MODELS_DIR", "/nonexistent-moodmoji-models")
     settings = WorkerSettings(redis_url=REDIS_URL)
     assert settings.queue_claim_idle_ms == 1000
-    reports = measure(plan(), settings, tiny_models["positive"])
+    return settings
 
-    assert [r.name for r in reports] == ["steady", "failover"]
+
+def _holds(report) -> None:
+    assert report.submitted == 40  # 20 requests/s for 2 s, split over 2 clients
+    assert report.lost == report.misrouted == report.stuck == report.refused_while_up == 0
+    assert report.ok + report.errors + report.refused == report.submitted
+    assert report.ok > 0 and report.answered_rate > 0
+
+
+@pytest.mark.redis
+def test_two_clients_two_workers_and_a_killed_worker_lose_nothing(tiny_models, monkeypatch):
+    settings = _bench_environment(monkeypatch)
+    prefix = unique_prefix()
+    reports = measure(plan(), settings, tiny_models["positive"], prefix=prefix)
+
+    assert [r.name for r in reports] == ["steady", "kill"]
     for report in reports:
-        assert report.submitted == 40  # 20 requests/s for 2 s, split over 2 clients
-        assert report.lost == 0 and report.misrouted == 0
-        assert report.ok + report.errors + report.refused == report.submitted
-        assert report.ok > 0 and report.answered_rate > 0
-    failover = reports[1]
-    assert failover.events[0].startswith("worker bench-0 SIGKILLed at")
-    assert failover.events[1].startswith("started again at")
+        _holds(report)
+    kill = reports[1]
+    assert kill.events[0].startswith("worker bench-0 SIGKILLed at")
+    assert kill.events[1].startswith("started again at")
     body = report_markdown(reports, plan(), settings, "tiny")
-    assert "| failover | 2 | 20 | 40 |" in body and "SIGKILLed" in body
+    assert "| kill | 2 | 20 | 40 |" in body and "SIGKILLed" in body
     leftovers = redis.Redis.from_url(REDIS_URL)
-    try:  # each run deletes its own keys
-        assert not list(leftovers.scan_iter(match="moodmoji-loadbench-*", count=1000))
+    try:  # the run deleted its own keys (other benches may be running beside it)
+        assert not list(leftovers.scan_iter(match=f"{prefix}*", count=1000))
     finally:
         leftovers.close()
+
+
+@pytest.mark.redis
+def test_a_stopped_worker_and_redis_crashes_with_and_without_aof_lose_nothing(
+    tiny_models, monkeypatch
+):
+    settings = _bench_environment(monkeypatch)
+    faults = plan(faults=("stop", "redis", "redis-aof"), stop_for=1.5, redis_down=0.5)
+    reports = measure(faults, settings, tiny_models["positive"], prefix=unique_prefix())
+
+    assert [r.name for r in reports] == ["stop", "redis", "redis-aof"]
+    for report in reports:
+        _holds(report)
+    stop, crash, aof = reports
+    assert stop.events[0].startswith("worker bench-1 SIGSTOPped at")
+    assert "no persistence" in crash.events[0] and "AOF rewritten" in aof.events[0]
+    for report in (crash, aof):
+        assert report.recovered_s is not None and report.recovered_s < 5
+    body = report_markdown(reports, faults, settings, "tiny")
+    assert "| redis-aof | 2 | 20 | 40 |" in body

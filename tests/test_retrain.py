@@ -137,7 +137,11 @@ def test_an_uncompared_version_needs_a_comparison_or_force(tmp_path, tiny_models
 
 def test_rollback_restores_the_previous_version_step_by_step(tmp_path, tiny_models):
     registry = make_registry(tmp_path / "registry", tiny_models)
-    registry.publish("v3", {"positive": tiny_models["positive"]})
+    # Every label the live version serves (a version without one would not load on the
+    # workers that serve it: see test_faults_registry).
+    registry.publish(
+        "v3", {"positive": tiny_models["positive"], "negative": tiny_models["negative"]}
+    )
     assert registry.promote("v2") == "v1"
     assert registry.promote("v3") == "v2"
     assert registry.rollback() == ("v3", "v2") and registry.active_version() == "v2"

@@ -1,6 +1,11 @@
 """Settings: the MOODMOJI_ prefix, .env files, and .env.example kept in step with the code."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from moodmoji.cli import main
 from moodmoji.settings import CommonSettings
@@ -74,3 +79,21 @@ def test_command_line_options_override_settings_for_their_own_command(monkeypatc
     assert retrain.registry_dir == tmp_path and retrain.device == "cpu"
     # retrain's --labels picks the labels to train, not the labels a worker serves
     assert retrain.worker_labels == ["positive", "negative"]
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://:hunter2@redis.internal:6379/0", "rediss://moodmoji:hunter2@[::1]:6380/1"]
+)
+def test_settings_never_print_the_redis_password(url):
+    done = subprocess.run(
+        [sys.executable, "-m", "moodmoji.cli", "settings"],
+        env={**os.environ, "MOODMOJI_REDIS_URL": url, "MOODMOJI_DISCORD_TOKEN": "tok-secret"},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "hunter2" not in done.stdout + done.stderr and "tok-secret" not in done.stdout
+    shown = url.replace("hunter2", "***")
+    assert f"MOODMOJI_REDIS_URL = {shown}" in done.stdout

@@ -12,7 +12,6 @@ import time
 import pytest
 import redis as sync_redis
 from worker_helpers import (
-    OwnRedis,
     PoisonedSampler,
     assert_images,
     make_registry,
@@ -34,6 +33,7 @@ from worker import (
     WorkerBusy,
     WorkerClient,
 )
+from worker.localredis import LocalRedis
 from worker.service import SamplingService
 
 pytestmark = pytest.mark.redis
@@ -189,12 +189,17 @@ async def _submit_all(client: WorkerClient, seeds, size=32):
     return await asyncio.gather(*(client.generate("positive", seed=s, size=size) for s in seeds))
 
 
-def _assert_exactly_once(results, replies):
-    """Every request answered, and each reply stream holds one answer per request."""
+def _assert_exactly_once(results, client: WorkerClient):
+    """Every request answered once: the client resolved one answer per request and saw
+    none it did not ask for (it trims its reply stream as it reads). Second answers come
+    only from resubmitting after a reconnection, which a Redis read timeout on a starved
+    machine also is; the client drops them."""
     assert all(r.ok for r in results), [r.error_message for r in results if not r.ok][:3]
-    ids = [r.request_id for r in replies]
-    assert len(ids) == len(set(ids)) == len(results)
-    assert set(ids) == {r.request_id for r in results}
+    assert len({r.request_id for r in results}) == len(results)
+    assert client.stats["answered"] == len(results)
+    assert client.stats["foreign"] == 0
+    if client.transport.connection_epoch == 0:
+        assert client.stats["duplicate"] == 0
 
 
 async def test_1000_requests_from_4_clients_to_2_worker_processes_come_back_once(
@@ -202,7 +207,9 @@ async def test_1000_requests_from_4_clients_to_2_worker_processes_come_back_once
     tmp_path,
     tiny_models,
 ):
-    settings = queue_settings(redis_prefix, queue_max_length=2000)
+    # The default claim timeout: with the helpers' 1 s, a batch slower than that on a busy
+    # CPU is taken over by the other worker while still alive, and answered twice.
+    settings = queue_settings(redis_prefix, queue_max_length=2000, queue_claim_idle_ms=15_000)
     make_registry(tmp_path / "registry", tiny_models)
     workers = [spawn_worker(settings, tmp_path / "registry", f"w{i}") for i in range(2)]
     transports = [RedisStreamsTransport(settings) for _ in range(4)]
@@ -215,8 +222,7 @@ async def test_1000_requests_from_4_clients_to_2_worker_processes_come_back_once
             *(_submit_all(c, range(i * 250, (i + 1) * 250)) for i, c in enumerate(clients))
         )
         for client, results in zip(clients, per_client, strict=True):
-            replies = await reply_stream_results(client.transport, client.reply_to)
-            _assert_exactly_once(results, replies)
+            _assert_exactly_once(results, client)
         served_by = {r.worker_id for results in per_client for r in results}
         assert served_by == {"w0", "w1"}
         # Heartbeats trim what is acknowledged, so the stream does not keep all 1,000.
@@ -235,7 +241,9 @@ async def test_1000_requests_from_4_clients_to_2_worker_processes_come_back_once
 
 
 async def test_a_worker_killed_mid_batch_loses_nothing(redis_prefix, tmp_path, tiny_models):
-    settings = queue_settings(redis_prefix, queue_max_length=2000)
+    # A long request timeout: the survivor loads its models after the kill, on a CPU
+    # that may be shared with much else.
+    settings = queue_settings(redis_prefix, queue_max_length=2000, queue_request_timeout_s=120)
     make_registry(tmp_path / "registry", tiny_models)
     doomed = spawn_worker(settings, tmp_path / "registry", "doomed", "--max-batch", "8")
     transport = RedisStreamsTransport(settings)
@@ -256,7 +264,7 @@ async def test_a_worker_killed_mid_batch_loses_nothing(redis_prefix, tmp_path, t
         doomed.wait()
         survivor = spawn_worker(settings, tmp_path / "registry", "survivor")
         results = await asyncio.wait_for(work, 60)
-        _assert_exactly_once(results, await reply_stream_results(transport, client.reply_to))
+        _assert_exactly_once(results, client)
         assert {r.worker_id for r in results} == {"doomed", "survivor"}
         summary = await transport.redis.xpending(stream, settings.queue_group)
         assert summary["pending"] == 0
@@ -273,7 +281,7 @@ async def test_workers_and_clients_ride_out_a_redis_restart_under_load(
     tmp_path,
     tiny_models,
 ):
-    server = OwnRedis(tmp_path)
+    server = LocalRedis(tmp_path)
     server.start()
     settings = queue_settings(redis_prefix, redis_url=server.url, queue_max_length=2000)
     make_registry(tmp_path / "registry", tiny_models)

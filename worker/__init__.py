@@ -4,7 +4,7 @@ What a bot needs imports no torch: the protocol, the transports and the client.
 The sampling service loads torch only when it loads models.
 """
 
-from worker.client import RequestTimedOut, WorkerBusy, WorkerClient
+from worker.client import QueueUnavailable, RequestTimedOut, WorkerBusy, WorkerClient
 from worker.embedded import embedded_worker
 from worker.protocol import (
     LABELS,
@@ -34,6 +34,7 @@ __all__ = [
     "ModelRegistry",
     "Origin",
     "ProtocolError",
+    "QueueUnavailable",
     "RedisStreamsTransport",
     "RegistryError",
     "RequestTimedOut",

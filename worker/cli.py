@@ -92,6 +92,11 @@ def register(subparsers) -> None:
         action="store_true",
         help="instead: take retrain jobs from the Redis stream (Discord's /emoji-admin retrain)",
     )
+    retrain.add_argument(
+        "--worker-id",
+        help="--serve: this runner's name (default host-pid); restarted with the same name, "
+        "it takes its own unfinished jobs first",
+    )
     retrain.set_defaults(handler=run_retrain)
 
 
@@ -154,9 +159,6 @@ def run_worker(args: argparse.Namespace) -> int:
     if unknown:
         raise MoodmojiError(f"unknown label {unknown[0]!r}; labels are {', '.join(LABELS)}")
     registry = registry_from_settings(settings)
-    version = registry.active_version()
-    for label in settings.worker_labels:
-        registry.checkpoint_path(label, version)  # a missing model is a one-line error
 
     async def serve() -> None:
         transport = RedisStreamsTransport(settings)

@@ -4,9 +4,16 @@ One `WorkerClient` per bot process owns one reply channel (`reply_to`) and one r
 task that resolves each pending request's future when its result arrives. Before
 queueing, it refuses work with `WorkerBusy` ("busy, try again in N s") when the label's
 queue is longer than `queue_max_length` or the user has `queue_max_in_flight_per_user`
-requests unanswered. When the transport reports that Redis came back after an outage,
-every unanswered request is submitted again: harmless, since a request_id is answered
-once, and it recovers requests a restarted server forgot.
+requests unanswered, or the queue's server cannot be reached (`QueueUnavailable`, a
+`WorkerBusy`). When the transport reports that Redis came back after an outage, every
+unanswered request is submitted again: harmless, since a request_id is answered once,
+and it recovers requests a restarted server forgot.
+
+The reader moves past every reply it reads: an answer it cannot read fails its one
+request (`unreadable_reply`) and the next answer is read as usual. What it has read it
+lets the transport forget, so answers do not pile up in Redis. `stats` counts answers,
+duplicates (a request answered twice, e.g. after a resubmission; the first wins) and
+answers to requests this client never made.
 """
 
 import asyncio
@@ -17,25 +24,23 @@ import os
 import socket
 import time
 import uuid
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 
 from moodmoji.errors import MoodmojiError
-from worker.protocol import GenerateRequest, GenerateResult, Origin
+from worker.errors import QueueUnavailable, WorkerBusy
+from worker.protocol import ErrorCode, GenerateRequest, GenerateResult, Origin
 from worker.settings import WorkerSettings
 from worker.transport import Transport
+
+__all__ = ["QueueUnavailable", "RequestTimedOut", "WorkerBusy", "WorkerClient"]
 
 log = logging.getLogger(__name__)
 
 _RATE_WINDOW = 200  # recent answers from which the drain rate is estimated
 _READ_BLOCK_MS = 250  # longest wait for results; also how long `close` may take
-
-
-class WorkerBusy(MoodmojiError):
-    """Refused before queueing; `retry_after_s` says when trying again makes sense."""
-
-    def __init__(self, message: str, retry_after_s: int) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
+_FORGET_EVERY_S = 1.0  # how often the reader lets the transport drop what it has read
+# Recently finished request ids kept, to tell a duplicate answer from a stray one.
+_FINISHED_MEMORY = 10_000
 
 
 class RequestTimedOut(MoodmojiError):
@@ -59,6 +64,11 @@ class WorkerClient:
         self._reader: asyncio.Task | None = None
         self._position = "0"
         self._closing = False
+        # Request ids finished lately -> whether they were answered (else given up on).
+        self._finished: OrderedDict[str, bool] = OrderedDict()
+        # answered; duplicate (answered again); late (after the caller gave up); foreign
+        # (to a request this client never made); unreadable (answers that could not be read)
+        self.stats: Counter[str] = Counter()
 
     async def start(self, after: str | None = None) -> None:
         """Start reading results; `after` replays from a position saved before a restart."""
@@ -117,7 +127,8 @@ class WorkerClient:
     async def submit(
         self, request: GenerateRequest, timeout: float | None = None
     ) -> GenerateResult:
-        """Queue `request` and wait for its result; `WorkerBusy` or `RequestTimedOut` if not."""
+        """Queue `request` and wait for its result; `WorkerBusy` (its `QueueUnavailable` when
+        Redis is unreachable for `queue_submit_wait_s`) or `RequestTimedOut` if not."""
         if request.reply_to != self.reply_to:
             request = request.model_copy(update={"reply_to": self.reply_to})
         timeout = timeout or self.settings.queue_request_timeout_s
@@ -163,7 +174,10 @@ class WorkerClient:
         return 1
 
     def _forget(self, request: GenerateRequest) -> None:
-        self._pending.pop(request.request_id, None)
+        future = self._pending.pop(request.request_id, None)
+        self._finished[request.request_id] = future is not None and not future.cancelled()
+        if len(self._finished) > _FINISHED_MEMORY:
+            self._finished.popitem(last=False)
         self._requests.pop(request.request_id, None)
         user = request.origin.user_id
         if user:
@@ -172,7 +186,8 @@ class WorkerClient:
                 del self._in_flight_by_user[user]
 
     async def _read_results(self) -> None:
-        epoch = getattr(self.transport, "connection_epoch", 0)
+        epoch = self.transport.connection_epoch
+        forgotten, forgot_at = self._position, time.monotonic()
         while not self._closing:
             try:
                 results = await self.transport.read_results(
@@ -185,18 +200,46 @@ class WorkerClient:
                 await asyncio.sleep(0.2)
                 continue
             for position, result in results:
-                self._position = position
-                future = self._pending.get(result.request_id)
-                if future is not None and not future.done():  # duplicates are dropped here
-                    future.set_result(result)
-                    self._answered_at.append(time.monotonic())
-            current = getattr(self.transport, "connection_epoch", 0)
+                self._position = position  # past every entry, readable or not
+                if result is not None:
+                    self._resolve(result)
+                else:
+                    self.stats["unreadable"] += 1
+            current = self.transport.connection_epoch
             if current != epoch:
                 epoch = current
                 await self._resubmit_pending()
+            if self._position != forgotten and time.monotonic() - forgot_at >= _FORGET_EVERY_S:
+                with contextlib.suppress(Exception):  # only memory is at stake; next time
+                    await self.transport.forget_replies(self.reply_to, self._position)
+                    forgotten, forgot_at = self._position, time.monotonic()
+
+    def _resolve(self, result: GenerateResult) -> None:
+        future = self._pending.get(result.request_id)
+        if result.error_code == ErrorCode.UNREADABLE_REPLY:
+            self.stats["unreadable"] += 1
+        if future is not None and not future.done():
+            future.set_result(result)
+            self._answered_at.append(time.monotonic())
+            self.stats["answered"] += 1
+        elif future is not None:  # answered a moment ago: its done-callback has not run yet
+            self.stats["late" if future.cancelled() else "duplicate"] += 1
+        elif result.request_id in self._finished:
+            # The first answer stands; a resubmitted or reclaimed request is answered again.
+            self.stats["duplicate" if self._finished[result.request_id] else "late"] += 1
+        else:
+            self.stats["foreign"] += 1
+            log.warning("an answer to %s, which this client did not ask for", result.request_id)
 
     async def _resubmit_pending(self) -> None:
+        """After Redis came back: resolve what it still holds an answer for (an AOF kept
+        it), submit the rest again (a server without persistence forgot them)."""
         outstanding = list(self._requests.values())
+        with contextlib.suppress(Exception):  # unreadable now: resubmitting is still safe
+            stored = await self.transport.stored_results([r.request_id for r in outstanding])
+            for result in stored.values():
+                self._resolve(result)
+            outstanding = [r for r in outstanding if r.request_id not in stored]
         log.warning("queue reconnected; resubmitting %d unanswered requests", len(outstanding))
         for request in outstanding:
             with contextlib.suppress(Exception):

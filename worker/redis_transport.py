@@ -22,9 +22,19 @@ key while that lives). Request streams are never capped at `XADD`, which could d
 work nobody has read; instead `trim` removes entries below the group's acknowledged
 frontier (`XTRIM MINID ~` at the oldest pending entry, or the last delivered one when
 none is pending), and clients stop adding work past `queue_max_length` (backpressure).
+
+Memory: an answer lives as long as someone may read it. Its result key expires
+`queue_result_grace_s` after the request's deadline (at most `queue_result_ttl_s`);
+a client trims what it has read from its reply stream (`forget_replies`), and a reply
+stream nobody writes to expires after `queue_result_ttl_s`.
+
+Nothing read from Redis is trusted: stream entries are read as bytes and screened one
+by one, so an entry that is not UTF-8, not JSON or not a request is dead-lettered with
+its reason, within its delivery limit, and never costs the entries read beside it.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -32,10 +42,12 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import redis.asyncio as aioredis
+from redis.client import NEVER_DECODE
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from worker.errors import QueueUnavailable
 from worker.protocol import (
     ErrorCode,
     GenerateRequest,
@@ -52,8 +64,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # KEYS: result key, reply stream, request stream.
-# ARGV: result json, ttl s, reply maxlen, group, entry id, mode ("store" or "replay").
-# Stores the first answer only and always sends the stored one, then acknowledges.
+# ARGV: result json, result ttl s, reply maxlen, group, entry id, mode ("store" or
+# "replay"), reply stream ttl s.
+# Stores the first answer only and always sends the stored one, then acknowledges. The
+# reply stream's expiry is pushed back on every answer, so only an abandoned one expires.
 _COMPLETE_SCRIPT = """
 local payload = ARGV[1]
 if ARGV[6] == 'store' then
@@ -61,12 +75,45 @@ if ARGV[6] == 'store' then
   if previous then payload = previous end
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'result', payload)
+redis.call('EXPIRE', KEYS[2], ARGV[7])
 redis.call('XACK', KEYS[3], ARGV[4], ARGV[5])
 return 1
 """
 
+# KEYS: request stream. ARGV: group, most undelivered entries worth counting.
+# -> {pending, undelivered}. The backlog from what cannot drift: the pending list's
+# size, and the entries after the group's last delivered id, counted here. XINFO's
+# `lag` is not used: Redis 7.0 and 7.2 restore a stale `entries-read` from an AOF
+# rewrite (and replicas carry one after a failover), and that lag then stays wrong
+# for good (fixed in Redis 7.4, redis/redis#12898).
+_BACKLOG_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0} end
+for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local info = {}
+  for i = 1, #group, 2 do info[group[i]] = group[i + 1] end
+  if info['name'] == ARGV[1] then
+    local after = '(' .. info['last-delivered-id']
+    local undelivered = redis.call('XRANGE', KEYS[1], after, '+', 'COUNT', ARGV[2])
+    return {info['pending'], #undelivered}
+  end
+end
+return {0, redis.call('XLEN', KEYS[1])}
+"""
+
 _CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
-_RECLAIM_EVERY_S = 1.0  # XAUTOCLAIM scans the pending list; no need on every read
+_RECLAIM_EVERY_S = 1.0  # with nothing left to take over, look again after this long
+# A dead letter keeps this much of its entry: enough to see what it was, while a
+# hostile 8 MB entry costs the capped dead-letter stream no more than a sane one.
+_DEAD_LETTER_PAYLOAD_BYTES = 16 * 1024
+
+
+def _block(block_ms: int) -> list:
+    return ["BLOCK", block_ms] if block_ms > 0 else []
+
+
+def _text(value) -> str:
+    """A stream id, field name or similar read as bytes, as text; never raises."""
+    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else str(value)
 
 
 class RedisStreamsTransport(Transport):
@@ -85,8 +132,11 @@ class RedisStreamsTransport(Transport):
         )
         self.redis = aioredis.Redis(connection_pool=pool)
         self._complete = self.redis.register_script(_COMPLETE_SCRIPT)
+        self._backlog = self.redis.register_script(_BACKLOG_SCRIPT)
         self._groups_ready: set[str] = set()
-        self._last_reclaim: dict[str, float] = {}
+        # Per request stream: where the next XAUTOCLAIM scan starts, and when it is due.
+        self._claim_cursor: dict[str, str] = {}
+        self._reclaim_due: dict[str, float] = {}
         # Bumped whenever Redis came back after failing us; clients watch it to
         # resubmit what a restarted server may have lost.
         self.connection_epoch = 0
@@ -112,9 +162,13 @@ class RedisStreamsTransport(Transport):
 
     # --- resilience --------------------------------------------------------
 
-    async def _retrying(self, operation: Callable[[], Awaitable[T]]) -> T:
-        """Run `operation`, waiting out a Redis outage of up to queue_reconnect_s."""
-        give_up = time.monotonic() + self.settings.queue_reconnect_s
+    async def _retrying(
+        self, operation: Callable[[], Awaitable[T]], wait_s: float | None = None
+    ) -> T:
+        """Run `operation`, waiting out a Redis outage of up to `wait_s` (default
+        queue_reconnect_s); past that, `QueueUnavailable`, never a raw connection error."""
+        wait_s = self.settings.queue_reconnect_s if wait_s is None else wait_s
+        give_up = time.monotonic() + wait_s
         delay = 0.05
         while True:
             try:
@@ -124,7 +178,12 @@ class RedisStreamsTransport(Transport):
                     log.warning("redis unavailable (%s); retrying", error)
                 self._broken = True
                 if time.monotonic() > give_up:
-                    raise
+                    retry_after = max(1, round(self.settings.queue_submit_wait_s))
+                    raise QueueUnavailable(
+                        f"the queue is unreachable ({type(error).__name__}); "
+                        f"try again in {retry_after} s",
+                        retry_after,
+                    ) from None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 continue
@@ -146,48 +205,68 @@ class RedisStreamsTransport(Transport):
                 raise
         self._groups_ready.add(stream)
 
+    async def _raw(self, *command):
+        """A stream read answered with bytes, whatever the client decodes: entries are
+        decoded one by one, so one that is not UTF-8 cannot fail the whole read (and every
+        entry read with it). redis-py still parses the reply's shape."""
+        return await self.redis.execute_command(*command, **{NEVER_DECODE: True})
+
     # --- client side -------------------------------------------------------
 
     async def submit(self, request: GenerateRequest) -> None:
         stream = self.request_stream(request.label)
-        await self._retrying(lambda: self.redis.xadd(stream, {"request": request.to_json()}))
+        await self._retrying(
+            lambda: self.redis.xadd(stream, {"request": request.to_json()}),
+            self.settings.queue_submit_wait_s,
+        )
 
     async def queue_depth(self, label: str) -> int:
-        return await self._retrying(lambda: self._queue_depth(label))
+        return await self._retrying(
+            lambda: self._queue_depth(label), self.settings.queue_submit_wait_s
+        )
 
     async def _queue_depth(self, label: str) -> int:
-        stream = self.request_stream(label)
-        try:
-            groups = await self.redis.xinfo_groups(stream)
-        except ResponseError:  # no stream yet
-            return 0
-        ours = next((g for g in groups if g["name"] == self.group), None)
-        if ours is None:
-            return await self.redis.xlen(stream)
-        waiting = ours.get("lag")
-        if waiting is None:
-            # Redis cannot tell the lag after deletions; count what follows the
-            # last delivered entry instead (bounded: past the limit, only "more" matters).
-            after = "(" + ours["last-delivered-id"]
-            cap = self.settings.queue_max_length * 4
-            waiting = len(await self.redis.xrange(stream, after, "+", count=cap))
-        return int(waiting) + int(ours["pending"])
+        # Past twice the limit only "more" matters: the count stays cheap at any backlog.
+        cap = self.settings.queue_max_length * 2
+        pending, undelivered = await self._backlog(
+            keys=[self.request_stream(label)], args=[self.group, cap]
+        )
+        return int(pending) + int(undelivered)
 
     async def read_results(
         self, reply_to: str, after: str, block_ms: int
-    ) -> list[tuple[str, GenerateResult]]:
+    ) -> list[tuple[str, GenerateResult | None]]:
         stream = self.reply_stream(reply_to)
         answer = await self._retrying(
-            lambda: self.redis.xread({stream: after}, count=500, block=block_ms)
+            lambda: self._raw("XREAD", "COUNT", 500, *_block(block_ms), "STREAMS", stream, after)
         )
         results = []
         for _stream, entries in answer or []:
             for entry_id, fields in entries:
-                try:
-                    results.append((entry_id, decode_result(fields.get("result", ""))))
-                except ProtocolError as error:
-                    log.error("unreadable result %s on %s: %s", entry_id, stream, error)
+                position = _text(entry_id)
+                results.append((position, self._read_reply(stream, position, fields)))
         return results
+
+    def _read_reply(self, stream: str, position: str, fields) -> GenerateResult | None:
+        """The result an entry holds; for one that cannot be read, a failure for its request
+        when the request can be told, else None (the reader moves past it either way)."""
+        raw = fields.get(b"result", b"") if isinstance(fields, dict) else b""
+        try:
+            return decode_result(raw)
+        except ProtocolError as error:
+            log.error("unreadable result %s on %s: %s", position, stream, error)
+            request_id, _reply_to = salvage_request_fields(raw)
+            if request_id is None:
+                return None
+            return GenerateResult.failure(
+                request_id, ErrorCode.UNREADABLE_REPLY, f"the answer could not be read: {error}"
+            )
+
+    async def forget_replies(self, reply_to: str, upto: str) -> None:
+        """Drop the entries before `upto` (already read) from the reply stream: answers
+        are the largest thing in Redis, and nobody reads these again."""
+        stream = self.reply_stream(reply_to)
+        await self._retrying(lambda: self.redis.xtrim(stream, minid=upto, approximate=False))
 
     async def latest_position(self, reply_to: str) -> str:
         newest = await self._retrying(
@@ -220,37 +299,57 @@ class RedisStreamsTransport(Transport):
     ) -> list[Delivery]:
         await self._ensure_group(stream)
         raw: list[tuple[str, dict, int]] = []
-        now = time.monotonic()
-        if now - self._last_reclaim.get(stream, 0.0) >= _RECLAIM_EVERY_S:
-            self._last_reclaim[stream] = now
+        if time.monotonic() >= self._reclaim_due.get(stream, 0.0):
             raw += await self._reclaim(stream, consumer, max_count)
         if len(raw) < max_count:
-            answer = await self.redis.xreadgroup(
+            answer = await self._raw(
+                "XREADGROUP",
+                "GROUP",
                 self.group,
                 consumer,
-                {stream: ">"},
-                count=max_count - len(raw),
-                block=None if raw else block_ms,
+                "COUNT",
+                max_count - len(raw),
+                *([] if raw else _block(block_ms)),
+                "STREAMS",
+                stream,
+                ">",
             )
             for _stream, entries in answer or []:
-                raw += [(entry_id, fields, 1) for entry_id, fields in entries]
+                raw += [(_text(entry_id), fields, 1) for entry_id, fields in entries]
         deliveries = []
         for entry_id, fields, delivery_count in raw:
-            delivery = await self._screen(stream, label, consumer, entry_id, fields, delivery_count)
+            delivery = await self._screen_safely(
+                stream, label, consumer, entry_id, fields, delivery_count
+            )
             if delivery is not None:
                 deliveries.append(delivery)
         return deliveries
 
     async def _reclaim(self, stream: str, consumer: str, max_count: int) -> list:
-        """Entries idle past queue_claim_idle_ms, now ours, with their delivery counts."""
-        _next, claimed, _deleted = await self.redis.xautoclaim(
+        """Entries idle past queue_claim_idle_ms, now ours, with their delivery counts.
+
+        Each scan resumes where the last one stopped (XAUTOCLAIM's cursor), so fresh
+        entries at the head of the pending list cannot hide idle ones behind them; while
+        scans still find work or have ground left to cover they run on every fetch, and
+        once the whole list was covered with nothing to take, after `_RECLAIM_EVERY_S`.
+        """
+        cursor, claimed, *_deleted = await self._raw(
+            "XAUTOCLAIM",
             stream,
             self.group,
             consumer,
-            min_idle_time=self.settings.queue_claim_idle_ms,
-            start_id="0-0",
-            count=max_count,
+            self.settings.queue_claim_idle_ms,
+            self._claim_cursor.get(stream, "0-0"),
+            "COUNT",
+            max_count,
         )
+        cursor = _text(cursor)
+        self._claim_cursor[stream] = cursor
+        more = cursor != "0-0" or len(claimed) >= max_count
+        self._reclaim_due[stream] = time.monotonic() + (0.0 if more else _RECLAIM_EVERY_S)
+        # XAUTOCLAIM drops entries deleted from the stream and answers others with no
+        # fields (None); what is left to screen are the real entries.
+        claimed = [(_text(entry_id), fields) for entry_id, fields in claimed if entry_id]
         if not claimed:
             return []
         pending = await self.redis.xpending_range(
@@ -265,17 +364,54 @@ class RedisStreamsTransport(Transport):
         log.warning("reclaimed %d entries from %s idle workers", len(claimed), stream)
         return [(entry_id, fields, counts.get(entry_id, 2)) for entry_id, fields in claimed]
 
+    async def _screen_safely(self, stream, label, consumer, entry_id, fields, delivery_count):
+        """`_screen`, with anything it raises about the entry turned into a dead letter.
+
+        A connection error is not about the entry: it propagates, and the entry stays
+        pending for the next reader."""
+        try:
+            return await self._screen(stream, label, consumer, entry_id, fields, delivery_count)
+        except _CONNECTION_ERRORS:
+            raise
+        except Exception as error:  # a bug meeting a strange entry: it must not stall the batch
+            log.exception("entry %s on %s could not be screened", entry_id, stream)
+            reason = f"could not be screened: {type(error).__name__}: {error}"
+            await self._dead_letter_unparsed(stream, label, consumer, entry_id, fields, reason)
+            return None
+
     async def _screen(
         self, stream, label, consumer, entry_id, fields, delivery_count
     ) -> Delivery | None:
         """The entry as a Delivery, or None once it is dead-lettered as unservable."""
-        payload = fields.get("request", "") if isinstance(fields, dict) else ""
+        payload = fields.get(b"request", b"") if isinstance(fields, dict) else b""
+        limit = self.settings.queue_max_deliveries
+        if delivery_count > limit:
+            # Checked before parsing, so even an entry whose parsing kills workers stops here.
+            reason = (
+                f"delivered {delivery_count} times without an answer "
+                f"(limit {limit}); it may crash workers"
+            )
+            try:
+                request = decode_request(payload)
+            except ProtocolError:
+                await self._dead_letter_unparsed(
+                    stream, label, consumer, entry_id, fields, reason, delivery_count
+                )
+                return None
+            delivery = Delivery(entry_id, label, request, payload.decode(), delivery_count)
+            failure = GenerateResult.failure(
+                request.request_id, ErrorCode.TOO_MANY_DELIVERIES, reason, consumer
+            )
+            await self.dead_letter(delivery, reason, failure, consumer)
+            return None
         try:
             request = decode_request(payload)
         except ProtocolError as error:
-            await self._dead_letter_unparsed(stream, label, consumer, entry_id, fields, error)
+            await self._dead_letter_unparsed(
+                stream, label, consumer, entry_id, fields, str(error), delivery_count
+            )
             return None
-        delivery = Delivery(entry_id, label, request, payload, delivery_count)
+        delivery = Delivery(entry_id, label, request, payload.decode(), delivery_count)
         if request.label != label:
             failure = GenerateResult.failure(
                 request.request_id,
@@ -285,37 +421,42 @@ class RedisStreamsTransport(Transport):
             )
             await self.dead_letter(delivery, failure.error_message, failure, consumer)
             return None
-        if delivery_count > self.settings.queue_max_deliveries:
-            reason = (
-                f"delivered {delivery_count} times without an answer "
-                f"(limit {self.settings.queue_max_deliveries}); it may crash workers"
-            )
-            failure = GenerateResult.failure(
-                request.request_id, ErrorCode.TOO_MANY_DELIVERIES, reason, consumer
-            )
-            await self.dead_letter(delivery, reason, failure, consumer)
-            return None
         return delivery
 
-    async def _dead_letter_unparsed(self, stream, label, consumer, entry_id, fields, error):
-        raw = fields.get("request", "") if isinstance(fields, dict) else ""
-        raw = raw or json.dumps(fields)
-        await self._record_dead_letter(entry_id, label, str(error), raw, 1, consumer)
+    async def _dead_letter_unparsed(
+        self, stream, label, consumer, entry_id, fields, reason: str, count: int = 1
+    ):
+        """Dead-letter an entry that is not a request (as bytes), tell its sender if the
+        request id and reply stream can be read, and acknowledge it."""
+        raw = fields.get(b"request", b"") if isinstance(fields, dict) else b""
+        if not raw:  # no request field at all: keep what there is to see
+            raw = repr(fields).encode("utf-8", "backslashreplace")
+        await self._record_dead_letter(entry_id, label, reason, raw, count, consumer)
         request_id, reply_to = salvage_request_fields(raw)
         if request_id and reply_to:
             # Enough survived to tell the sender, instead of leaving it to time out.
             failure = GenerateResult.failure(
-                request_id, ErrorCode.INVALID_REQUEST, str(error), consumer
+                request_id, ErrorCode.INVALID_REQUEST, reason, consumer
             )
-            await self.redis.xadd(
-                self.reply_stream(reply_to),
-                {"result": failure.to_json()},
-                maxlen=self.settings.queue_reply_maxlen,
-                approximate=True,
-            )
+            reply = self.reply_stream(reply_to)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.xadd(
+                    reply,
+                    {"result": failure.to_json()},
+                    maxlen=self.settings.queue_reply_maxlen,
+                    approximate=True,
+                )
+                pipe.expire(reply, self.settings.queue_result_ttl_s)
+                await pipe.execute()
         await self.redis.xack(stream, self.group, entry_id)
 
     async def _record_dead_letter(self, entry_id, label, reason, payload, count, worker_id):
+        if isinstance(payload, str):
+            payload = payload.encode()
+        if len(payload) > _DEAD_LETTER_PAYLOAD_BYTES:
+            kept = _DEAD_LETTER_PAYLOAD_BYTES
+            reason = f"{reason} (payload of {len(payload)} bytes, the first {kept} kept)"
+            payload = payload[:_DEAD_LETTER_PAYLOAD_BYTES]
         await self.redis.xadd(
             self.dead_letter_stream,
             {
@@ -345,6 +486,15 @@ class RedisStreamsTransport(Transport):
                     continue
         return stored
 
+    def _result_ttl_s(self, request: GenerateRequest) -> int:
+        """How long an answer is kept: until nobody waits for it (the request's deadline
+        plus queue_result_grace_s), at most queue_result_ttl_s."""
+        ttl = self.settings.queue_result_ttl_s
+        if request.deadline is not None:
+            left = request.deadline - time.time() + self.settings.queue_result_grace_s
+            ttl = min(ttl, left)
+        return max(1, int(ttl))
+
     async def _send(self, delivery: Delivery, result: GenerateResult, mode: str) -> None:
         await self._retrying(
             lambda: self._complete(
@@ -355,11 +505,12 @@ class RedisStreamsTransport(Transport):
                 ],
                 args=[
                     result.to_json(),
-                    self.settings.queue_result_ttl_s,
+                    self._result_ttl_s(delivery.request),
                     self.settings.queue_reply_maxlen,
                     self.group,
                     delivery.entry_id,
                     mode,
+                    self.settings.queue_result_ttl_s,
                 ],
             )
         )
@@ -407,24 +558,27 @@ class RedisStreamsTransport(Transport):
         values = await self.redis.mget(keys)
         found = {}
         for value in values:
-            if value is not None:
+            with contextlib.suppress(ValueError, KeyError, TypeError):  # not a worker's
                 info = json.loads(value)
                 found[info["worker_id"]] = info
         return found
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        entries = await self.redis.xrevrange(self.dead_letter_stream, count=limit)
-        return [
-            DeadLetter(
-                fields["entry_id"],
-                fields["label"],
-                fields["reason"],
-                fields["payload"],
-                int(fields["delivery_count"]),
-                fields.get("worker_id") or None,
+        entries = await self._raw("XREVRANGE", self.dead_letter_stream, "+", "-", "COUNT", limit)
+        letters = []
+        for _id, fields in reversed(entries):
+            text = {_text(key): _text(value) for key, value in fields.items()}
+            letters.append(
+                DeadLetter(
+                    text.get("entry_id", ""),
+                    text.get("label", ""),
+                    text.get("reason", ""),
+                    text.get("payload", ""),
+                    int(text.get("delivery_count") or 0),
+                    text.get("worker_id") or None,
+                )
             )
-            for _id, fields in reversed(entries)
-        ]
+        return letters
 
     async def trim(self, label: str) -> None:
         """Drop acknowledged entries: everything older than the oldest still pending."""

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from worker.metrics import WorkerMetrics
 from worker.protocol import ErrorCode, GenerateResult, Timings
-from worker.registry import ModelRegistry
+from worker.registry import ModelRegistry, RegistryError
 from worker.settings import WorkerSettings
 from worker.transport import Delivery, Transport
 
@@ -39,6 +39,25 @@ def load_samplers(
         label: EmojiSampler.from_checkpoint(registry.checkpoint_path(label, version), device)
         for label in labels
     }
+
+
+def check_loads(registry: ModelRegistry, version: str, labels: list[str]) -> list[str]:
+    """Why `version` would not serve `labels` in a fresh worker, one line per label
+    (empty: it loads): each checkpoint loaded by `load_samplers` on the CPU, and one
+    small emoji drawn from it. What `ModelRegistry.promote` asks before a version goes live."""
+    problems = []
+    for label in labels:
+        try:
+            [sampler] = load_samplers(registry, version, [label], "cpu").values()
+            sampler.sample_batch([(0, 1)], 16)
+        except Exception as error:
+            problems.append(f"{label}: {_first_line(error)}")
+    return problems
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def encode_pngs(images: list, compress_level: int) -> list[bytes]:
@@ -98,9 +117,7 @@ class SamplingService:
 
             torch.set_num_threads(self.settings.worker_torch_threads)
         if self.registry is not None:
-            await self._reload_if_changed()
-            if not self.samplers:
-                raise RuntimeError(f"no model could be loaded from {self.registry.root}")
+            await self._load_first_that_loads()
         else:
             for label, sampler in self.samplers.items():
                 self.metrics.set_model(label, getattr(sampler, "version", "fixed"))
@@ -270,6 +287,37 @@ class SamplingService:
 
     # --- hot reload --------------------------------------------------------
 
+    async def _load_first_that_loads(self) -> None:
+        """At start: the live version, or, if it does not load (promoted by force), the
+        newest one the rollback history would go back to that does, so a restart or a
+        scale-up serves like the workers already running."""
+        registry = self.registry
+        candidates = await asyncio.to_thread(registry.candidates)
+        failures = []
+        for version in candidates:
+            try:
+                samplers = await asyncio.to_thread(
+                    load_samplers, registry, version, self.labels, self.settings.device
+                )
+            except Exception as error:
+                failures.append(f"{version} ({_first_line(error)})")
+                log.error("cannot load version %r: %s", version, error)
+                continue
+            self._install(version, samplers)
+            if version != candidates[0]:
+                self._failed_version = candidates[0]  # the watcher will not retry it
+                log.error("live version %r does not load; serving %r", candidates[0], version)
+            return
+        raise RegistryError(f"no model version could be loaded: {'; '.join(failures)}")
+
+    def _install(self, version: str, samplers: dict[str, object]) -> None:
+        self.samplers = samplers  # one assignment: the next batch of each label sees it
+        self.model_version = version
+        self._failed_version = None
+        for label, sampler in samplers.items():
+            self.metrics.set_model(label, sampler.version)
+        log.info("worker %s now serves model version %r", self.worker_id, version)
+
     async def _reload_if_changed(self) -> None:
         registry = self.registry
         version = await asyncio.to_thread(registry.active_version)
@@ -285,12 +333,7 @@ class SamplingService:
             log.exception("cannot load version %r; staying on %r", version, self.model_version)
             self._failed_version = version
             return
-        self.samplers = samplers  # one assignment: the next batch of each label sees it
-        self.model_version = version
-        self._failed_version = None
-        for label, sampler in samplers.items():
-            self.metrics.set_model(label, sampler.version)
-        log.info("worker %s now serves model version %r", self.worker_id, version)
+        self._install(version, samplers)
 
     async def _watch_registry(self) -> None:
         while not self._stop.is_set():

@@ -21,7 +21,16 @@ class WorkerSettings(CommonSettings):
         3, ge=1, description="deliveries after which an entry goes to the dead-letter stream"
     )
     queue_result_ttl_s: int = Field(
-        3600, ge=1, description="how long an answer is kept for idempotent replays"
+        300,
+        ge=1,
+        description="longest an answer is kept (for replays and restarted bots); one whose "
+        "request has a deadline goes sooner, see QUEUE_RESULT_GRACE_S",
+    )
+    queue_result_grace_s: float = Field(
+        30.0,
+        ge=0,
+        description="how long past its request's deadline an answer is kept: nobody waits "
+        "for it after that",
     )
     queue_reply_maxlen: int = Field(
         10_000, ge=100, description="approximate cap on each reply stream (answers kept for replay)"
@@ -37,6 +46,12 @@ class WorkerSettings(CommonSettings):
     )
     queue_reconnect_s: float = Field(
         30.0, gt=0, description="how long clients and workers wait for a lost Redis to come back"
+    )
+    queue_submit_wait_s: float = Field(
+        5.0,
+        gt=0,
+        description="how long a new request waits for a lost Redis before it is refused "
+        "(queue unavailable, try again)",
     )
     queue_max_connections: int = Field(
         32, ge=4, description="Redis connections per process; more callers wait for one"
@@ -72,10 +87,17 @@ class WorkerSettings(CommonSettings):
     worker_image_size: int = Field(128, ge=16, le=512, description="default emoji size in pixels")
 
     registry_dir: Path = Field(
-        Path("registry"), description="model registry: <version>/<label>.pt, meta.json, ACTIVE"
+        Path("registry"),
+        description="model registry: <version>/<label>.pt, meta.json; STATE.json (live version)",
     )
     registry_redis_key: bool = Field(
         False, description="read the active version from Redis (<prefix>:registry:active)"
+    )
+    registry_file_mode: str = Field(
+        "640",
+        pattern=r"^0?[0-7]{3}$",
+        description="octal mode of the files the registry writes (folders get the matching "
+        "search bits): 640 lets the workers' group read what an operator publishes",
     )
     registry_poll_s: float = Field(
         2.0, gt=0, description="how often workers look for a new active model version"

@@ -48,6 +48,10 @@ class DeadLetter:
 class Transport(ABC):
     """What clients and workers need from a queue. All methods are coroutines."""
 
+    # Bumped each time the queue's server came back after an outage: clients resubmit
+    # what a restarted server may have forgotten. Stays 0 where nothing can restart.
+    connection_epoch: int = 0
+
     # --- client side -------------------------------------------------------
 
     @abstractmethod
@@ -61,8 +65,13 @@ class Transport(ABC):
     @abstractmethod
     async def read_results(
         self, reply_to: str, after: str, block_ms: int
-    ) -> list[tuple[str, GenerateResult]]:
-        """Results on `reply_to` after position `after` ("0" for all), waiting up to block_ms."""
+    ) -> list[tuple[str, GenerateResult | None]]:
+        """(position, result) on `reply_to` after position `after` ("0" for all), waiting up
+        to block_ms. Every entry read is listed, so a reader always moves past it: one that
+        cannot be read is a failure for its request, or None when not even that is known."""
+
+    async def forget_replies(self, reply_to: str, upto: str) -> None:  # noqa: B027
+        """The reader has everything before `upto`: the transport may drop it."""
 
     @abstractmethod
     async def latest_position(self, reply_to: str) -> str:
@@ -175,6 +184,10 @@ class InProcessTransport(Transport):
             except TimeoutError:
                 return []
         return [(str(i), result) for i, result in box.entries if i > position]
+
+    async def forget_replies(self, reply_to: str, upto: str) -> None:
+        box = self._reply_box(reply_to)
+        box.entries = [entry for entry in box.entries if entry[0] >= int(upto)]
 
     async def latest_position(self, reply_to: str) -> str:
         entries = self._reply_box(reply_to).entries

@@ -9,7 +9,13 @@ See docs/dataset.md.
 """
 
 from gan.emoji_set.build import BuildReport, build_emoji_set
-from gan.emoji_set.importer import ImportReport, UnsafeZipError, ZipLimits, import_images
+from gan.emoji_set.importer import (
+    ImportLimits,
+    ImportRefused,
+    ImportReport,
+    UnsafeZipError,
+    import_images,
+)
 from gan.emoji_set.labels import LABELS, NEGATIVE, POSITIVE, LabelRule, label_faces
 from gan.emoji_set.manifest import ManifestRow, read_manifest, split_by_codepoint
 from gan.emoji_set.packages import ART_STYLES, DEFAULT_STYLES, ArtStyle
@@ -25,11 +31,12 @@ __all__ = [
     "ArtStyle",
     "BuildReport",
     "EmojiSetSettings",
+    "ImportLimits",
+    "ImportRefused",
     "ImportReport",
     "LabelRule",
     "ManifestRow",
     "UnsafeZipError",
-    "ZipLimits",
     "build_emoji_set",
     "contact_sheet",
     "count_table",

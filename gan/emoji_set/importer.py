@@ -9,17 +9,26 @@ background gets that background cut out), and any whose pixels the set
 already holds, or that appear twice in the source, are dropped as duplicates.
 The updated set is written beside the old one and swapped in, like a build.
 
-A zip is checked as a whole before anything in it is read (`ZipLimits`): too many
-entries, too many bytes once unpacked, a suspicious compression ratio (a zip bomb),
-names that climb out of the archive (`../`, absolute paths, drive letters) and
-symbolic links refuse the whole upload with one clear error. Entries are only ever
-read into memory, never extracted under their own names.
+An import is bounded by what it really costs, not by what headers say (`ImportLimits`):
+the bytes actually inflated (per file and in all), the number of files, the pixels
+actually decoded and the CPU time spent. Past any of them the whole import is refused
+with one line naming the file and the limit. A zip is first checked as a whole from its
+directory: names that climb out of the archive (`../`, absolute paths, drive letters),
+symbolic links, encrypted entries, compression other than stored or deflate, and sizes
+or ratios that announce a zip bomb refuse it before anything is inflated; a zip whose
+directory or data is damaged is refused when that shows. Entries are only ever read
+into memory, a chunk at a time, never extracted under their own names. A folder is
+read without following symbolic links (a link is left out and named) and only its
+regular files are opened, so nothing outside it is read.
 """
 
 import io
+import os
 import shutil
 import stat
+import time
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -53,17 +62,28 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"}
 
 
 @dataclass(frozen=True)
-class ZipLimits:
-    """What an uploaded zip may hold; anything past these refuses the whole zip."""
+class ImportLimits:
+    """What an import may cost; anything past these refuses the whole import."""
 
-    max_entries: int = 5_000
-    max_total_bytes: int = 200 * 1024 * 1024  # uncompressed, all entries together
-    max_entry_bytes: int = 20 * 1024 * 1024  # uncompressed, one entry
-    max_ratio: float = 200.0  # uncompressed / compressed, per entry and overall
+    max_entries: int = 5_000  # files in a zip or a folder
+    max_total_bytes: int = 200 * 1024 * 1024  # inflated, all files together
+    max_entry_bytes: int = 20 * 1024 * 1024  # inflated, one file
+    max_ratio: float = 200.0  # inflated / compressed, per entry and overall
+    max_pixels: int = 200_000_000  # decoded, all images together
+    max_cpu_s: float = 120.0  # CPU time of the import's thread: inflating and decoding
 
 
-class UnsafeZipError(MoodmojiError):
-    """A zip refused as a whole: a bomb, path traversal, links, or too large."""
+class ImportRefused(MoodmojiError):
+    """An import refused as a whole: it would cost more than `ImportLimits` allow."""
+
+
+class UnsafeZipError(ImportRefused):
+    """A zip refused as a whole: a bomb, path traversal, links, damage, or too large."""
+
+
+_CHUNK = 64 * 1024  # inflated a chunk at a time: memory stays bounded whatever a header says
+_READABLE_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
+_COMPRESSION_NAMES = {9: "deflate64", 12: "bzip2", 14: "lzma", 93: "zstd", 98: "ppmd"}
 
 
 def _unsafe_name(name: str) -> bool:
@@ -78,8 +98,9 @@ def _unsafe_name(name: str) -> bool:
     )
 
 
-def check_zip(archive: zipfile.ZipFile, limits: ZipLimits) -> None:
-    """Refuse the zip unless every entry is a plain file with a safe name within `limits`."""
+def check_zip(archive: zipfile.ZipFile, limits: ImportLimits) -> None:
+    """Refuse the zip unless its directory lists plain, readable files with safe names
+    within `limits`. Only a first screen: sizes are checked again as they are inflated."""
     entries = archive.infolist()
     if len(entries) > limits.max_entries:
         raise UnsafeZipError(
@@ -87,23 +108,27 @@ def check_zip(archive: zipfile.ZipFile, limits: ZipLimits) -> None:
         )
     total = compressed = 0
     for info in entries:
-        if _unsafe_name(info.filename):
-            raise UnsafeZipError(
-                f"the zip entry {info.filename!r} points outside the archive; refused"
-            )
+        name = info.filename
+        if _unsafe_name(name):
+            raise UnsafeZipError(f"the zip entry {name!r} points outside the archive; refused")
         if stat.S_ISLNK(info.external_attr >> 16):
-            raise UnsafeZipError(f"the zip entry {info.filename!r} is a symbolic link; refused")
+            raise UnsafeZipError(f"the zip entry {name!r} is a symbolic link; refused")
+        if info.flag_bits & 0x1:
+            raise UnsafeZipError(
+                f"the zip entry {name!r} is encrypted; upload a zip without a password"
+            )
+        if info.compress_type not in _READABLE_METHODS and not info.is_dir():
+            method = _COMPRESSION_NAMES.get(info.compress_type, f"method {info.compress_type}")
+            raise UnsafeZipError(
+                f"the zip entry {name!r} is compressed with {method}; only stored and "
+                "deflate are accepted (re-zip it with a standard zip tool)"
+            )
         if info.file_size > limits.max_entry_bytes:
             raise UnsafeZipError(
-                f"the zip entry {info.filename!r} unpacks to {info.file_size} bytes; "
+                f"the zip entry {name!r} unpacks to {info.file_size} bytes; "
                 f"at most {limits.max_entry_bytes} per file are accepted"
             )
-        ratio = info.file_size / max(info.compress_size, 1)
-        if info.file_size > 1024 * 1024 and ratio > limits.max_ratio:
-            raise UnsafeZipError(
-                f"the zip entry {info.filename!r} is compressed {ratio:.0f}:1, "
-                "like a zip bomb; refused"
-            )
+        _check_ratio(name, info.file_size, info.compress_size, limits)
         total += info.file_size
         compressed += info.compress_size
     if total > limits.max_total_bytes:
@@ -113,8 +138,96 @@ def check_zip(archive: zipfile.ZipFile, limits: ZipLimits) -> None:
     if total > 1024 * 1024 and total / max(compressed, 1) > limits.max_ratio:
         raise UnsafeZipError(
             f"the zip is compressed {total / max(compressed, 1):.0f}:1 overall, "
-            "like a zip bomb; refused"
+            f"like a zip bomb (at most {limits.max_ratio:g}:1); refused"
         )
+
+
+def _check_ratio(name: str, size: int, compressed: int, limits: ImportLimits) -> None:
+    ratio = size / max(compressed, 1)
+    if size > 1024 * 1024 and ratio > limits.max_ratio:
+        raise UnsafeZipError(
+            f"the zip entry {name!r} is compressed {ratio:.0f}:1, like a zip bomb "
+            f"(at most {limits.max_ratio:g}:1); refused"
+        )
+
+
+class _Budget:
+    """What an import has spent so far; refuses the import as it goes past a limit."""
+
+    def __init__(self, limits: ImportLimits) -> None:
+        self.limits = limits
+        self.files = 0
+        self.bytes = 0
+        self.pixels = 0
+        self._cpu_started = time.thread_time()
+
+    def file(self, name: str) -> None:
+        self.files += 1
+        if self.files > self.limits.max_entries:
+            raise ImportRefused(
+                f"{name} is file {self.files}; at most {self.limits.max_entries} are accepted"
+            )
+
+    def inflated(self, name: str, size: int) -> None:
+        """Called as bytes arrive: `size` more of file `name`."""
+        self.bytes += size
+        if self.bytes > self.limits.max_total_bytes:
+            raise ImportRefused(
+                f"{name} takes the import past {self.limits.max_total_bytes} bytes "
+                "unpacked, the most accepted"
+            )
+        self.cpu(name)
+
+    def decoding(self, name: str, width: int, height: int) -> None:
+        """Called before an image is decoded, from the size its header gives."""
+        self.pixels += width * height
+        if self.pixels > self.limits.max_pixels:
+            raise ImportRefused(
+                f"{name} ({width}x{height}) takes the import past {self.limits.max_pixels} "
+                "decoded pixels, the most accepted"
+            )
+
+    def cpu(self, name: str) -> None:
+        spent = time.thread_time() - self._cpu_started
+        if spent > self.limits.max_cpu_s:
+            raise ImportRefused(
+                f"the import spent {spent:.1f} s of CPU by {name}; at most "
+                f"{self.limits.max_cpu_s:g} s are accepted"
+            )
+
+
+def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget) -> bytes:
+    """The entry's bytes, inflated a chunk at a time and counted as they come."""
+    name, limit = info.filename, budget.limits.max_entry_bytes
+    chunks, size = [], 0
+    try:
+        with archive.open(info) as stream:
+            while chunk := stream.read(_CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise UnsafeZipError(
+                        f"the zip entry {name!r} unpacks to more than {limit} bytes; "
+                        f"at most {limit} per file are accepted"
+                    )
+                budget.inflated(name, len(chunk))
+                chunks.append(chunk)
+    except zipfile.BadZipFile as error:  # a bad CRC, or data that is not what the header says
+        raise UnsafeZipError(f"the zip entry {name!r} is damaged ({error}); refused") from None
+    except (zlib.error, EOFError, OSError) as error:
+        raise UnsafeZipError(
+            f"the zip entry {name!r} is damaged ({error or type(error).__name__}); refused"
+        ) from None
+    except (NotImplementedError, RuntimeError) as error:  # methods, passwords the screen missed
+        raise UnsafeZipError(f"the zip entry {name!r} cannot be read ({error}); refused") from None
+    _check_ratio(name, size, info.compress_size, budget.limits)
+    return b"".join(chunks)
+
+
+def _open_zip(source: Path) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+        raise UnsafeZipError(f"{source.name} is a damaged zip ({error}); refused") from None
 
 
 @dataclass
@@ -127,21 +240,50 @@ class ImportReport:
     unlabelled: list[str] = field(default_factory=list)  # not under positive/ or negative/
 
 
-def _source_files(source: Path, limits: ZipLimits) -> Iterator[tuple[str, bytes]]:
+def _source_files(
+    source: Path, budget: _Budget, report: "ImportReport"
+) -> Iterator[tuple[str, bytes]]:
     """(name inside the source, contents) for every file, hidden files left out."""
     if zipfile.is_zipfile(source):
-        with zipfile.ZipFile(source) as archive:
-            check_zip(archive, limits)
+        with _open_zip(source) as archive:
+            check_zip(archive, budget.limits)
             for info in archive.infolist():
                 parts = Path(info.filename).parts
                 if info.is_dir() or any(p.startswith((".", "__MACOSX")) for p in parts):
                     continue
-                yield info.filename, archive.read(info)
+                budget.file(info.filename)
+                yield info.filename, _read_entry(archive, info, budget)
         return
-    for path in sorted(source.rglob("*")):
-        relative = path.relative_to(source)
-        if path.is_file() and not any(p.startswith(".") for p in relative.parts):
-            yield relative.as_posix(), path.read_bytes()
+    # os.walk does not descend into linked folders; linked files are named, not read.
+    for folder, subfolders, files in os.walk(source):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        for file_name in sorted(files):
+            path = Path(folder) / file_name
+            relative = path.relative_to(source).as_posix()
+            if file_name.startswith("."):
+                continue
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                report.rejected.append((relative, "a symbolic link; links are not followed"))
+                continue
+            if not stat.S_ISREG(mode):  # a FIFO or device would hang or never end
+                report.rejected.append((relative, "not a regular file"))
+                continue
+            budget.file(relative)
+            yield relative, _read_file(path, relative, budget)
+        for linked in [d for d in subfolders if (Path(folder) / d).is_symlink()]:
+            relative = (Path(folder) / linked).relative_to(source).as_posix()
+            report.rejected.append((relative, "a symbolic link; links are not followed"))
+
+
+def _read_file(path: Path, name: str, budget: _Budget) -> bytes:
+    limit = budget.limits.max_entry_bytes
+    with path.open("rb") as stream:
+        data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise ImportRefused(f"{name} is over {limit} bytes; at most {limit} per file are accepted")
+    budget.inflated(name, len(data))
+    return data
 
 
 def _label_of(name: str) -> str | None:
@@ -153,12 +295,13 @@ class _TooLarge(ValueError):
     """An image whose header announces more pixels than we accept: never decoded."""
 
 
-def _decode(data: bytes, max_side: int) -> Image.Image:
+def _decode(data: bytes, max_side: int, name: str, budget: _Budget) -> Image.Image:
     """The fully decoded image; raises on anything Pillow cannot read to the last byte."""
     with Image.open(io.BytesIO(data)) as probe:
         probe.verify()  # checksums and structure, without decoding pixels
         if max(probe.size) > max_side:  # checked before decoding: a tiny file can claim 50k x 50k
             raise _TooLarge(f"{probe.size[0]}x{probe.size[1]}")
+        budget.decoding(name, *probe.size)
     image = Image.open(io.BytesIO(data))
     image.load()  # decoding catches truncated pixel data that verify() lets through
     return image
@@ -171,11 +314,12 @@ def import_images(
     min_side: int = 32,
     max_side: int = 4096,
     size: int = IMAGE_SIZE,
-    zip_limits: ZipLimits | None = None,
+    zip_limits: ImportLimits | None = None,
 ) -> ImportReport:
     """Add the labelled images of `source` (a folder or a zip) to the set in `set_dir`.
 
-    Raises `UnsafeZipError` for a zip that is refused as a whole (see `ZipLimits`).
+    Raises `ImportRefused` (`UnsafeZipError` for a zip) for an import refused as a whole
+    (see `ImportLimits`).
     """
     if not source.exists():
         raise MoodmojiError(f"nothing to import: {source} does not exist")
@@ -194,7 +338,8 @@ def import_images(
     side_rule = f"sides must lie between {min_side} and {max_side}"
     new_rows: list[ManifestRow] = []
     new_images: list[Image.Image] = []
-    for name, data in _source_files(source, zip_limits or ZipLimits()):
+    budget = _Budget(zip_limits or ImportLimits())
+    for name, data in _source_files(source, budget, report):
         label = _label_of(name)
         if label is None:
             report.unlabelled.append(name)
@@ -203,7 +348,7 @@ def import_images(
             report.rejected.append((name, "not an image file type"))
             continue
         try:
-            image = _decode(data, max_side)
+            image = _decode(data, max_side, name, budget)
         except _TooLarge as error:
             report.rejected.append((name, f"{error}: {side_rule}"))
             continue
@@ -223,6 +368,7 @@ def import_images(
         # An emoji saved without transparency (on white, say) gets its background cut
         # out: the GAN draws RGBA, and a white box would teach it to draw boxes.
         normalised = to_rgba_square(cut_out_flat_background(image), size)
+        budget.cpu(name)
         digest = pixel_hash(normalised)
         if digest in known_pixels:
             report.duplicates.append(name)

@@ -125,4 +125,4 @@ def promote_checked(
     The one way in for every front end (CLI, bot), so none can skip the gate.
     """
     verdict = check_promotion(registry, version, force)
-    return verdict, registry.promote(version) if verdict.allowed else None
+    return verdict, registry.promote(version, force=force) if verdict.allowed else None

@@ -2,7 +2,8 @@
 
 Every retrain's data goes through the emoji set importer (`gan.emoji_set.import_images`),
 whether it is a folder on the operator's disk or a zip uploaded from Discord, so the
-same checks apply (format, size, corrupt files, duplicates, zip bombs, path traversal)
+same checks apply (format, size, corrupt files, duplicates, zip bombs, path traversal,
+and the bytes, files, pixels and CPU time an import may really cost)
 and the job keeps a `manifest.csv` naming each image it trained on and its sha256.
 Nothing is written outside `<job>/data`.
 """
@@ -50,7 +51,7 @@ def prepare_data(source: Path, job_dir: Path, settings: RetrainSettings) -> Prep
     Raises `UploadRefused` when the source cannot be used: not a folder or zip, a zip
     refused as a whole, or fewer than `retrain_min_images` usable images for a label.
     """
-    from gan.emoji_set import ZipLimits, import_images  # its UnsafeZipError is a MoodmojiError
+    from gan.emoji_set import ImportLimits, import_images  # refusals are MoodmojiErrors
 
     source = Path(source)
     folder = job_dir / DATA_FOLDER
@@ -69,10 +70,13 @@ def prepare_data(source: Path, job_dir: Path, settings: RetrainSettings) -> Prep
                 f"{source.name} is {source.stat().st_size} bytes; at most "
                 f"{settings.retrain_max_upload_bytes} are accepted"
             )
-    limits = ZipLimits(
+    limits = ImportLimits(
         max_entries=settings.retrain_max_entries,
         max_total_bytes=settings.retrain_max_unpacked_bytes,
+        max_entry_bytes=settings.retrain_max_file_bytes,
         max_ratio=settings.retrain_max_ratio,
+        max_pixels=settings.retrain_max_pixels,
+        max_cpu_s=settings.retrain_max_import_cpu_s,
     )
     staging = job_dir / ".data-import"
     shutil.rmtree(staging, ignore_errors=True)

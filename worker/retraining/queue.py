@@ -10,19 +10,31 @@ Keys, under the queue prefix (`MOODMOJI_QUEUE_PREFIX`):
 
 `moodmoji retrain --serve` runs `serve_retrain_jobs`: one job at a time, each in a
 low-priority child process with few torch threads (see `job.py`), so a sampling worker
-on the same machine keeps serving. A runner that dies leaves its job pending; the next
-runner with the same id (`--worker-id`) takes its own pending jobs first, and the job
-resumes from its folder. Nothing here imports torch: the bot uses the client half.
+on the same machine keeps serving. While a job runs, its runner touches the job's entry
+every `retrain_claim_idle_s / 4`; a runner that dies stops touching it, and once the
+entry has been idle `retrain_claim_idle_s` any other runner takes it over. A runner
+restarted with the same id (`--worker-id`) takes its own unfinished jobs first; either
+way the job resumes from its folder when the folder is shared, else starts again from
+the upload. A job that has killed `queue_max_deliveries` runners fails for good.
+
+Every job entry is untrusted: one that is not a valid request (not JSON, a request id
+that is not a plain name such as `../../escape`) is acknowledged, logged and, when it
+names a sane request id, answered with a failed event; it never stops the runner, nor
+sends it back to the same entry after a restart. Nothing here imports torch: the bot
+uses the client half.
 """
 
 import logging
 import os
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from moodmoji.errors import MoodmojiError
 
@@ -33,12 +45,18 @@ UPLOAD_TTL_S = 24 * 3600
 FINAL_STATES = ("done", "failed")
 
 
+# A request id names a folder under MOODMOJI_RETRAIN_DIR and Redis keys: a plain name only.
+JOB_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+
+
 class RetrainRequest(BaseModel):
-    request_id: str
-    from_version: str | None = None
-    labels: list[str] = Field(default_factory=lambda: ["positive", "negative"])
-    epochs: int | None = None
-    requested_by: str | None = None
+    request_id: Annotated[str, Field(pattern=JOB_ID)]
+    from_version: Annotated[str, Field(max_length=64)] | None = None
+    labels: list[Literal["positive", "negative"]] = Field(
+        default_factory=lambda: ["positive", "negative"], min_length=1
+    )
+    epochs: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    requested_by: Annotated[str, Field(max_length=64)] | None = None
     created_at: float = Field(default_factory=time.time)
 
 
@@ -115,33 +133,162 @@ def _key(fields: dict, name: str):
 def serve_retrain_jobs(
     settings, stop: Callable[[], bool] = lambda: False, redis_client=None, isolated: bool = True
 ) -> int:
-    """Take retrain jobs off the stream until `stop()`; returns how many were run."""
+    """Take retrain jobs off the stream until `stop()`; returns how many were run.
+
+    Redis going away does not end the runner: it waits and carries on."""
     import redis
 
     client = redis_client or redis.Redis.from_url(settings.redis_url)
-    keys = RetrainKeys(settings.queue_prefix)
-    consumer = settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
-    try:
-        client.xgroup_create(keys.jobs, GROUP, id="0", mkstream=True)
-    except redis.ResponseError as error:
-        if "BUSYGROUP" not in str(error):
-            raise
-    log.info("retrain runner %s waiting for jobs on %s", consumer, keys.jobs)
-    ran = 0
-    pending_first = True  # our own unacknowledged jobs from before a crash
+    runner = _Runner(client, settings, isolated)
+    log.info("retrain runner %s waiting for jobs on %s", runner.consumer, runner.keys.jobs)
     while not stop():
-        cursor = "0" if pending_first else ">"
-        answer = client.xreadgroup(GROUP, consumer, {keys.jobs: cursor}, count=1, block=1000)
-        entries = [entry for _stream, batch in answer or [] for entry in batch]
-        if not entries:
-            pending_first = False
-            continue
-        for entry_id, fields in entries:
-            request = RetrainRequest.model_validate_json(_text(fields[_key(fields, "request")]))
-            run_request(client, settings, request, isolated=isolated)
-            client.xack(keys.jobs, GROUP, entry_id)
-            ran += 1
-    return ran
+        try:
+            runner.step()
+        except redis.ConnectionError as error:
+            log.warning("redis unavailable (%s); retrying", error)
+            time.sleep(1.0)
+    return runner.ran
+
+
+class _Runner:
+    """One runner's view of the job stream: its own jobs first, then abandoned ones, then new."""
+
+    def __init__(self, client, settings, isolated: bool) -> None:
+        self.client, self.settings, self.isolated = client, settings, isolated
+        self.keys = RetrainKeys(settings.queue_prefix)
+        self.consumer = settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.ran = 0
+        self.own_pending_first = True  # our unacknowledged jobs from before a crash
+        self.group_ready = False
+
+    def step(self) -> None:
+        if not self.group_ready:
+            self._create_group()
+        for entry_id, fields in self._next_entries():
+            self._handle(_text(entry_id), fields)
+
+    def _create_group(self) -> None:
+        import redis
+
+        try:
+            self.client.xgroup_create(self.keys.jobs, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+        self.group_ready = True
+
+    def _next_entries(self) -> list:
+        jobs = self.keys.jobs
+        if self.own_pending_first:
+            answer = self.client.xreadgroup(GROUP, self.consumer, {jobs: "0"}, count=1)
+            entries = [entry for _stream, batch in answer or [] for entry in batch]
+            if entries:
+                return entries
+            self.own_pending_first = False
+        idle_ms = int(self.settings.retrain_claim_idle_s * 1000)
+        _cursor, claimed, *_deleted = self.client.xautoclaim(
+            jobs, GROUP, self.consumer, idle_ms, start_id="0-0", count=1
+        )
+        claimed = [entry for entry in claimed if entry[0]]
+        if claimed:
+            log.warning("taking over retrain job %s from a runner that stopped", claimed[0][0])
+            return claimed
+        answer = self.client.xreadgroup(GROUP, self.consumer, {jobs: ">"}, count=1, block=1000)
+        return [entry for _stream, batch in answer or [] for entry in batch]
+
+    def _handle(self, entry_id: str, fields) -> None:
+        jobs = self.keys.jobs
+        raw = fields.get(_key(fields, "request")) if isinstance(fields, dict) else None
+        try:
+            request = RetrainRequest.model_validate_json(raw or b"")
+        except ValidationError as error:
+            reason = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
+            )
+            log.error("retrain job %s is not a valid request, dropped: %s", entry_id, reason)
+            self._fail_unparsed(raw, f"not a valid retrain request ({reason})")
+            self.client.xack(jobs, GROUP, entry_id)
+            return
+        deliveries = self._deliveries(entry_id)
+        limit = self.settings.queue_max_deliveries
+        if deliveries > limit:
+            message = f"the job stopped {deliveries - 1} runners before finishing (limit {limit})"
+            emit_event(
+                self.client,
+                self.settings,
+                RetrainEvent(request_id=request.request_id, state="failed", message=message),
+            )
+            self.client.xack(jobs, GROUP, entry_id)
+            return
+        with _KeepClaimed(self.client, self.settings, jobs, self.consumer, entry_id):
+            run_request(self.client, self.settings, request, isolated=self.isolated)
+        self.client.xack(jobs, GROUP, entry_id)
+        self.ran += 1
+
+    def _deliveries(self, entry_id: str) -> int:
+        pending = self.client.xpending_range(self.keys.jobs, GROUP, entry_id, entry_id, 1)
+        return int(pending[0]["times_delivered"]) if pending else 1
+
+    def _fail_unparsed(self, raw, message: str) -> None:
+        """Tell the requester, when the entry names a sane request id."""
+        import json
+        import re
+
+        try:
+            request_id = json.loads(raw).get("request_id")
+        except (ValueError, TypeError, AttributeError, RecursionError):
+            return
+        if isinstance(request_id, str) and re.match(JOB_ID, request_id):
+            emit_event(
+                self.client,
+                self.settings,
+                RetrainEvent(request_id=request_id, state="failed", message=message),
+            )
+
+
+class _KeepClaimed:
+    """While a job runs, touch its entry now and then so other runners see it is alive."""
+
+    def __init__(self, client, settings, stream: str, consumer: str, entry_id: str) -> None:
+        self.args = (stream, GROUP, consumer, 0, [entry_id])
+        self.client = client
+        self.every_s = settings.retrain_claim_idle_s / 4
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._touch, daemon=True, name="retrain-claim")
+
+    def _touch(self) -> None:
+        while not self.done.wait(self.every_s):
+            try:
+                # JUSTID resets the entry's idle time without counting a delivery.
+                self.client.xclaim(*self.args, justid=True)
+            except Exception as error:  # Redis away: the job goes on; touch again later
+                log.warning("could not touch the running job's entry: %s", error)
+
+    def __enter__(self) -> "_KeepClaimed":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.done.set()
+        self.thread.join()
+
+
+def emit_event(client, settings, event: RetrainEvent) -> None:
+    client.xadd(
+        RetrainKeys(settings.queue_prefix).events(event.request_id),
+        {"event": event.model_dump_json()},
+        maxlen=settings.retrain_event_maxlen,
+        approximate=True,
+    )
+
+
+def job_folder(settings, request_id: str) -> Path:
+    """The job's folder under MOODMOJI_RETRAIN_DIR; refuses any id that would leave it."""
+    root = Path(settings.retrain_dir).resolve()
+    folder = (root / request_id).resolve()
+    if folder.parent != root:
+        raise MoodmojiError(f"the job id {request_id!r} is not a plain name")
+    return folder
 
 
 def run_request(client, settings, request: RetrainRequest, isolated: bool = True) -> RetrainEvent:
@@ -154,12 +301,7 @@ def run_request(client, settings, request: RetrainRequest, isolated: bool = True
     rid = request.request_id
 
     def emit(event: RetrainEvent) -> None:
-        client.xadd(
-            keys.events(rid),
-            {"event": event.model_dump_json()},
-            maxlen=settings.retrain_event_maxlen,
-            approximate=True,
-        )
+        emit_event(client, settings, event)
 
     last = {"done": -1, "at": 0.0}
 
@@ -180,9 +322,9 @@ def run_request(client, settings, request: RetrainRequest, isolated: bool = True
             )
         )
 
-    job_dir = settings.retrain_dir / rid
-    upload = job_dir / "upload.zip"
     try:
+        job_dir = job_folder(settings, rid)
+        upload = job_dir / "upload.zip"
         if not upload.is_file():
             data = client.get(keys.upload(rid))
             if data is None:

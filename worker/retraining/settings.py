@@ -45,9 +45,26 @@ class RetrainSettings(WorkerSettings):
     retrain_max_unpacked_bytes: int = Field(
         200 * 1024 * 1024, ge=1024, description="most bytes an uploaded zip may unpack to"
     )
-    retrain_max_entries: int = Field(5000, ge=1, description="most files in an uploaded zip")
+    retrain_max_file_bytes: int = Field(
+        20 * 1024 * 1024, ge=1024, description="most bytes one file of an upload may unpack to"
+    )
+    retrain_max_entries: int = Field(5000, ge=1, description="most files in an upload")
+    retrain_max_pixels: int = Field(
+        200_000_000,
+        ge=1,
+        description="most pixels an upload's images may decode to, all together",
+    )
+    retrain_max_import_cpu_s: float = Field(
+        120.0, gt=0, description="most CPU seconds unpacking and decoding an upload may take"
+    )
     retrain_max_ratio: float = Field(
         200.0, gt=1, description="compression ratio past which a zip is taken for a zip bomb"
+    )
+    retrain_claim_idle_s: float = Field(
+        300.0,
+        ge=1,
+        description="a running job's runner touches it every quarter of this; a job untouched "
+        "this long belonged to a runner that died and is taken over by another",
     )
     retrain_event_maxlen: int = Field(
         1000, ge=10, description="approximate cap on each job's progress stream in Redis"
