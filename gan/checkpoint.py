@@ -4,7 +4,7 @@ Two kinds share one format:
 - `training`: everything needed to resume a run exactly (G, D, EMA G, both
   optimisers, epoch, step, RNG states, config);
 - `generator`: the generator alone (EMA weights when the run kept them), in
-  fp16, for sampling and shipping.
+  fp16, for sampling and shipping, with the RGBA runs' shape gate (`gan.gate`).
 Files are written to a temporary name and renamed, so a crash never leaves a
 half-written checkpoint behind.
 """
@@ -81,9 +81,15 @@ def generator_weights(payload: dict[str, Any]) -> dict[str, torch.Tensor]:
 
 
 def export_generator(
-    checkpoint: Path | str, out_path: Path | str, metrics: dict | None = None
+    checkpoint: Path | str,
+    out_path: Path | str,
+    metrics: dict | None = None,
+    gate: dict | None = None,
 ) -> Path:
-    """Write a compact generator-only checkpoint (fp16 weights) from a training checkpoint."""
+    """Write a compact generator-only checkpoint (fp16 weights) from a training checkpoint.
+
+    The shape gate (`gan.gate`) goes along: the run's own, or `gate` where given.
+    """
     payload = load_checkpoint(checkpoint)
     weights = generator_weights(payload)
     compact = {
@@ -97,6 +103,7 @@ def export_generator(
             "generator": compact,
             "epoch": payload.get("epoch"),
             "metrics": metrics if metrics is not None else payload.get("metrics", {}),
+            "gate": gate if gate is not None else payload.get("gate"),
         },
         out_path,
     )

@@ -96,6 +96,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=128, help="pixels (64 native; larger upscaled)")
     p.add_argument("--out", type=Path, default=Path("samples"), help="folder for the PNGs")
     p.add_argument("--grid", type=Path, help="also write one grid PNG here")
+    p.add_argument(
+        "--no-gate", action="store_true", help="keep fragments the shape gate would redraw"
+    )
     p.add_argument("--device", default=settings.device)
     p.set_defaults(handler=sample_command)
 
@@ -112,6 +115,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--label", choices=LABEL_CHOICES)
     p.add_argument("--data", type=Path, default=default_data)
     p.add_argument("--samples", type=int, default=256, help="generated images to score")
+    p.add_argument(
+        "--gate",
+        action="store_true",
+        help="score the samples as the worker serves them, through the shape gate "
+        "(default: the generator's raw samples)",
+    )
     p.add_argument(
         "--real-floor",
         action="store_true",
@@ -134,6 +143,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("run", type=Path, help="run folder or checkpoint")
     p.add_argument("--out", type=Path, required=True, help="e.g. models/positive.pt")
     p.add_argument("--latest", action="store_true", help="the last epoch, not the best-FID one")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=default_data,
+        help="an RGBA run saved without a shape gate (older code): fit it on these images",
+    )
     p.set_defaults(handler=export_command)
 
     p = subparsers.add_parser("experiment", help="reproduce the paper's comparison and beyond")
@@ -230,7 +245,13 @@ def sample_command(args: argparse.Namespace) -> int:
     if args.n < 1 or args.size < 8:
         raise MoodmojiError("-n must be at least 1 and --size at least 8")
     images = sample_emojis(
-        args.checkpoint, args.label, args.n, args.seed, args.size, device=args.device
+        args.checkpoint,
+        args.label,
+        args.n,
+        args.seed,
+        args.size,
+        device=args.device,
+        gate=not args.no_gate,
     )
     args.out.mkdir(parents=True, exist_ok=True)
     for i, image in enumerate(images):
@@ -265,12 +286,16 @@ def evaluate_command(args: argparse.Namespace) -> int:
         what = f"real / {label}  {args.samples} held-out real images"
     else:
         sampler = EmojiSampler.from_checkpoint(
-            resolve_checkpoint(args.checkpoint, args.label), device
+            resolve_checkpoint(args.checkpoint, args.label), device, gate=args.gate
         )
         label, version = sampler.label, sampler.version
         real = load_label_images(args.data, label)
-        fake = generate(sampler.generator, args.samples, args.seed, device)
-        what = f"{sampler.config.model} / {label}  version {version}  {args.samples} samples"
+        if args.gate:
+            fake = sampler.sample_tensor([(args.seed, args.samples)])[0]
+        else:
+            fake = generate(sampler.generator, args.samples, args.seed, device)
+        gated = ", through the shape gate" if sampler.gate else ""
+        what = f"{sampler.config.model} / {label}  version {version}  {args.samples} samples{gated}"
     settings = CommonSettings()
     classifier, info = None, {}
     if {"domain_is", "class_consistency"} & set(metrics):
@@ -319,13 +344,22 @@ def plot_command(args: argparse.Namespace) -> int:
 
 
 def export_command(args: argparse.Namespace) -> int:
-    from gan.checkpoint import export_generator
+    from gan.checkpoint import checkpoint_config, export_generator, load_checkpoint
     from gan.sample import resolve_checkpoint
 
     source = args.run
     if args.run.is_dir():
         source = args.run / "checkpoint.pt" if args.latest else resolve_checkpoint(args.run, None)
-    path = export_generator(source, args.out)
+    gate = None
+    payload = load_checkpoint(source)
+    config = checkpoint_config(payload)
+    if config.channels == 4 and not payload.get("gate"):
+        from gan.data import load_label_images
+        from gan.gate import fit_gate
+
+        gate = fit_gate(load_label_images(args.data, config.label, alpha=True)).to_dict()
+        print(f"fitted the shape gate on {args.data}: {gate}")
+    path = export_generator(source, args.out, gate=gate)
     print(f"{path} ({path.stat().st_size / 1e6:.1f} MB, from {source})")
     return 0
 

@@ -38,6 +38,7 @@ from gan.checkpoint import (
 from gan.config import TrainConfig
 from gan.data import LABELS, composite, load_label_images, random_backgrounds, random_flip
 from gan.diffaugment import diff_augment, parse_policy
+from gan.gate import fit_gate
 from gan.models import DeLiGANGenerator, build_discriminator, build_generator
 from moodmoji.device import resolve_device
 
@@ -86,6 +87,7 @@ def train(
     policy = parse_policy(config.diffaugment)
     rgba = config.channels == 4
     real = load_label_images(data_dir, config.label, alpha=rgba)  # (N, C, 64, 64) in [-1, 1], CPU
+    gate = fit_gate(real).to_dict() if rgba else None  # what a real emoji's shape is
     other = None
     if config.other_labels_weight:
         other = torch.cat(
@@ -200,6 +202,7 @@ def train(
             "step": step,
             "rng": _capture_rng(),
             "metrics": {k: v for k, v in record.items() if k in ("fid", "kid")},
+            "gate": gate,
         }
         improved = "fid" in record and record["fid"] < best_fid
         if improved:

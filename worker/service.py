@@ -30,13 +30,17 @@ log = logging.getLogger(__name__)
 
 
 def load_samplers(
-    registry: ModelRegistry, version: str, labels: list[str], device: str
+    registry: ModelRegistry, version: str, labels: list[str], device: str, gate: bool = True
 ) -> dict[str, object]:
-    """An `EmojiSampler` per label for `version`; imports torch, so only workers call it."""
+    """An `EmojiSampler` per label for `version`; imports torch, so only workers call it.
+
+    `gate`: keep the shape gate the checkpoints carry (`MOODMOJI_WORKER_SHAPE_GATE`)."""
     from gan import EmojiSampler
 
     return {
-        label: EmojiSampler.from_checkpoint(registry.checkpoint_path(label, version), device)
+        label: EmojiSampler.from_checkpoint(
+            registry.checkpoint_path(label, version), device, gate=gate
+        )
         for label in labels
     }
 
@@ -297,7 +301,12 @@ class SamplingService:
         for version in candidates:
             try:
                 samplers = await asyncio.to_thread(
-                    load_samplers, registry, version, self.labels, self.settings.device
+                    load_samplers,
+                    registry,
+                    version,
+                    self.labels,
+                    self.settings.device,
+                    self.settings.worker_shape_gate,
                 )
             except Exception as error:
                 failures.append(f"{version} ({_first_line(error)})")
@@ -326,7 +335,12 @@ class SamplingService:
         labels = self.labels
         try:
             samplers = await asyncio.to_thread(
-                load_samplers, registry, version, labels, self.settings.device
+                load_samplers,
+                registry,
+                version,
+                labels,
+                self.settings.device,
+                self.settings.worker_shape_gate,
             )
         except Exception:
             # Keep serving the old model; a broken publish must not take the fleet down.

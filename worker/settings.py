@@ -73,6 +73,10 @@ class WorkerSettings(CommonSettings):
     )
     worker_heartbeat_s: float = Field(2.0, gt=0, description="heartbeat interval")
     worker_metrics_port: int = Field(0, ge=0, description="Prometheus port; 0 means no endpoint")
+    worker_shape_gate: bool = Field(
+        True,
+        description="redraw RGBA samples shaped like no real emoji (fragments); gan/gate.py",
+    )
     worker_torch_threads: int = Field(
         0,
         ge=0,

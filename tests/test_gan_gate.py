@@ -1,0 +1,79 @@
+"""The shape gate: real emoji shapes pass, fragments are redrawn, seeds stay seeds."""
+
+import numpy as np
+import pytest
+import torch
+
+from gan import EmojiSampler, export_generator, load_checkpoint, load_label_images, train
+from gan.gate import ShapeGate, fit_gate, shape_measures
+
+
+def blobs(*boxes: tuple[int, int, int, int]) -> torch.Tensor:
+    """One (1, 4, 64, 64) RGBA image, opaque yellow inside each (top, left, bottom, right)."""
+    image = torch.full((1, 4, 64, 64), -1.0)
+    for top, left, bottom, right in boxes:
+        image[0, :, top:bottom, left:right] = torch.tensor([1.0, 0.6, -1.0, 1.0])[:, None, None]
+    return image
+
+
+def test_the_measures_of_a_face_and_of_fragments():
+    face = blobs((8, 8, 56, 56))
+    fragments = blobs((4, 4, 12, 12), (40, 10, 50, 20), (20, 44, 30, 54))
+    coverage, solidity = shape_measures(torch.cat([face, fragments, torch.full_like(face, -1)]))
+    assert coverage[0] == pytest.approx(48 * 48 / 64**2) and solidity[0] == 1.0
+    assert coverage[1] < 0.1 and solidity[1] == pytest.approx(100 / 264)  # largest of three
+    assert coverage[2] == 0.0 and solidity[2] == 0.0
+
+
+def test_a_gate_fitted_on_real_faces_passes_them_and_stops_fragments(procedural_data):
+    real = load_label_images(procedural_data, "positive", alpha=True)
+    gate = fit_gate(real)
+    assert gate.passes(real).mean() >= 0.95
+    fragments = blobs((4, 4, 12, 12), (40, 10, 50, 20))
+    assert not gate.passes(torch.cat([fragments, torch.full_like(fragments, -1)])).any()
+
+
+@pytest.fixture(scope="module")
+def rgba_run(tmp_path_factory, procedural_data):
+    from gan import make_config
+
+    config = make_config(
+        "stable", body="fastgan", channels=4, ngf=8, ndf=8, nz=16, epochs=1, batch_size=16,
+        eval_every=0,
+    )  # fmt: skip
+    return train(config, procedural_data, tmp_path_factory.mktemp("rgba"), "cpu", progress=False)
+
+
+def test_rgba_runs_and_their_exports_carry_the_gate_of_their_data(rgba_run, procedural_data):
+    expected = fit_gate(load_label_images(procedural_data, "positive", alpha=True)).to_dict()
+    assert load_checkpoint(rgba_run)["gate"] == expected
+    exported = export_generator(rgba_run, rgba_run.parent / "positive.pt")
+    assert load_checkpoint(exported)["gate"] == expected
+    assert EmojiSampler.from_checkpoint(exported, "cpu").gate == ShapeGate(**expected)
+    assert EmojiSampler.from_checkpoint(exported, "cpu", gate=False).gate is None
+
+
+def test_the_gated_sampler_redraws_rejects_and_a_seed_stays_a_seed(rgba_run):
+    raw = EmojiSampler.from_checkpoint(rgba_run, "cpu", gate=False)
+    draws = raw.sample_tensor([(3, 40)])[0]
+    coverage, _ = shape_measures(draws)
+    # A gate that rejects about half of this tiny model's samples.
+    strict = ShapeGate(min_coverage=float(np.median(coverage)), min_solidity=0.0)
+    gated = EmojiSampler(raw.generator, raw.config, raw.version, raw.device, strict)
+
+    alone = gated.sample_tensor([(3, 4)])[0]
+    batched = gated.sample_tensor([(9, 2), (3, 4), (5, 1)])[1]
+    # The same emojis whatever else is in the batch (to float rounding across batch sizes).
+    assert torch.allclose(alone, batched, atol=1e-5)
+    passing = draws[torch.from_numpy(strict.passes(draws))]
+    assert torch.allclose(alone, passing[:4], atol=1e-5)  # the first four that pass, in order
+    assert not torch.equal(alone, draws[:4])  # some of the raw first four were redrawn
+
+
+def test_a_request_the_gate_never_satisfies_still_gets_its_emojis(rgba_run):
+    raw = EmojiSampler.from_checkpoint(rgba_run, "cpu", gate=False)
+    impossible = ShapeGate(min_coverage=2.0, min_solidity=2.0)
+    gated = EmojiSampler(raw.generator, raw.config, raw.version, raw.device, impossible)
+    [images] = gated.sample_tensor([(3, 2)])
+    assert images.shape == (2, 4, 64, 64)
+    assert torch.allclose(images, raw.sample_tensor([(3, 2)])[0], atol=1e-5)  # first rejects
