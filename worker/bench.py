@@ -56,19 +56,32 @@ def _rate(step, batch: int, seconds: float) -> float:
     return done / (time.perf_counter() - started)
 
 
-def _throughput(sampler, batch_sizes: list[int], png_level: int, seconds: float = 2.0):
-    """(batch, forward-only emojis/s, full-path emojis/s) per batch size."""
+def _throughput(samplers: dict, batch_sizes: list[int], png_level: int, seconds: float = 2.0):
+    """{name: [(batch, forward-only emojis/s, full-path emojis/s)]} per batch size.
+
+    With several samplers each batch size is measured for all of them in turn, three
+    rounds, and the median kept: a machine that gets busier halfway then slows them all
+    alike instead of whichever came second.
+    """
     from worker.service import encode_pngs
 
-    rows = []
+    rounds = 3 if len(samplers) > 1 else 1
+    rows = {name: [] for name in samplers}
     for batch in batch_sizes:
         jobs = [(seed, 1) for seed in range(batch)]
+        measured = {name: ([], []) for name in samplers}
+        for _ in range(rounds):
+            for name, sampler in samplers.items():
 
-        def full(jobs=jobs):
-            encode_pngs([images[0] for images in sampler.sample_batch(jobs, SIZE)], png_level)
+                def full(sampler=sampler, jobs=jobs):
+                    per_request = sampler.sample_batch(jobs, SIZE)
+                    encode_pngs([images[0] for images in per_request], png_level)
 
-        forward = _rate(lambda jobs=jobs: sampler.sample_tensor(jobs), batch, seconds)
-        rows.append((batch, forward, _rate(full, batch, seconds)))
+                forward, with_png = measured[name]
+                forward.append(_rate(lambda s=sampler, j=jobs: s.sample_tensor(j), batch, seconds))
+                with_png.append(_rate(full, batch, seconds))
+        for name, (forward, with_png) in measured.items():
+            rows[name].append((batch, statistics.median(forward), statistics.median(with_png)))
     return rows
 
 
@@ -195,12 +208,19 @@ def run_worker_bench(args: argparse.Namespace, settings: WorkerSettings) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="moodmoji-bench-worker-"))
     try:
         checkpoint, described = _bench_checkpoint(args, settings, scratch)
-        sampler = EmojiSampler.from_checkpoint(checkpoint, device="cpu")
+        samplers = {"bench": EmojiSampler.from_checkpoint(checkpoint, device="cpu")}
+        if args.baseline:
+            if not args.baseline.is_file():
+                raise MoodmojiError(f"no baseline checkpoint at {args.baseline}")
+            samplers["baseline"] = EmojiSampler.from_checkpoint(args.baseline, device="cpu")
         torch.set_num_threads(args.threads)
         print(f"throughput on {described} ({args.threads} torch thread(s))")
-        throughput = _throughput(sampler, args.batch_sizes, settings.worker_png_level)
+        measured = _throughput(samplers, args.batch_sizes, settings.worker_png_level)
+        throughput, baseline = measured["bench"], measured.get("baseline")
         for batch, forward, full in throughput:
             print(f"  batch {batch:3d}: forward {forward:7.1f} emojis/s, with PNG {full:7.1f}")
+        for batch, forward, full in baseline or []:
+            print(f"  baseline {batch:3d}: forward {forward:7.1f} emojis/s, with PNG {full:7.1f}")
 
         registry = ModelRegistry(scratch / "registry")
         registry.publish("bench", {LABEL: checkpoint}, activate=True)
@@ -238,12 +258,18 @@ def run_worker_bench(args: argparse.Namespace, settings: WorkerSettings) -> int:
         shutil.rmtree(scratch, ignore_errors=True)
 
     body = _report(described, throughput, latency_rows, args)
+    if baseline:
+        body += "\n\n" + _baseline_report(throughput, baseline, args.baseline)
     body += (
         f"\n\nLoad average (1 min) before / after the run: {load_before:.1f} / "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores."
     )
     if not args.no_write:
         command = f"moodmoji bench worker --rate {args.rate:g} --seconds {args.seconds:g}"
+        if args.checkpoint:
+            command += f" --checkpoint {args.checkpoint}"
+        if args.baseline:
+            command += f" --baseline {args.baseline}"
         print(f"wrote {write_section('worker', body, command)}")
     return 0
 
@@ -285,4 +311,20 @@ def _report(described, throughput, latency_rows, args) -> str:
         for name, n, achieved, p50, p99, worst, batch in latency_rows
     ]
     lines += ["", "Target: p99 under 250 ms at 50 requests/s."]
+    return "\n".join(lines)
+
+
+def _baseline_report(throughput, baseline, baseline_path) -> str:
+    lines = [
+        f"Against `{baseline_path}`, measured in the same run (each batch size for both",
+        "generators in turn, three rounds, medians):",
+        "",
+        "| batch size | forward emojis/s | baseline | ratio | full emojis/s | baseline | ratio |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    lines += [
+        f"| {b} | {fwd:.1f} | {base_fwd:.1f} | {fwd / base_fwd:.2f} | {full:.1f} | "
+        f"{base_full:.1f} | {full / base_full:.2f} |"
+        for (b, fwd, full), (_, base_fwd, base_full) in zip(throughput, baseline, strict=True)
+    ]
     return "\n".join(lines)

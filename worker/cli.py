@@ -116,6 +116,12 @@ def register_bench(bench_subparsers) -> None:
         help="torch threads per process (1: on a busy CPU more threads only spin against others)",
     )
     bench.add_argument("--checkpoint", type=Path, help="generator to bench (default: models/)")
+    bench.add_argument(
+        "--baseline",
+        type=Path,
+        help="a second generator measured in the same run, interleaved batch by batch, "
+        "so the ratio is fair on a noisy machine",
+    )
     bench.add_argument("--no-write", action="store_true", help="print, do not touch the docs")
     bench.set_defaults(handler=run_bench)
 
