@@ -256,3 +256,25 @@ def test_a_killed_retrain_process_resumes_from_its_last_epoch(
     assert after[: len(before) - 1] == before[:-1]
     assert [json.loads(line)["epoch"] for line in after] == list(range(1, len(before) + 2))
     assert set(registry.versions()) == {"v1", "v2", f"retrain-{spec.job_id()}"}
+
+
+def test_a_retrain_from_scratch_trains_as_long_as_the_live_model_was(tmp_path, tiny_models):
+    """A run planned for 600 epochs and shipped at 250 is retrained for 250, not 600."""
+    import gan
+    from gan.checkpoint import save_checkpoint
+    from worker.retraining.job import JobState, _training_config
+
+    payload = gan.load_checkpoint(tiny_models["positive"])
+    payload["config"]["epochs"], payload["epoch"] = 600, 250
+    stopped_early = save_checkpoint(payload, tmp_path / "positive.pt")
+    registry = ModelRegistry(tmp_path / "registry")
+    registry.publish(
+        "v1", {"positive": stopped_early, "negative": tiny_models["negative"]}, activate=True
+    )
+    settings = retrain_settings(tmp_path, registry.root)
+    spec = RetrainSpec(source=str(tmp_path), labels=["positive"])
+    state = JobState(job_id="j", spec=spec, base_version="v1", version="retrain-j")
+
+    assert _training_config(registry, state, "positive", settings).epochs == 250
+    budget = state.model_copy(update={"spec": spec.model_copy(update={"epochs": 3})})
+    assert _training_config(registry, budget, "positive", settings).epochs == 3

@@ -155,7 +155,9 @@ def _training_config(registry: ModelRegistry, state: JobState, label: str, setti
     elif state.spec.from_version:
         epochs = settings.retrain_finetune_epochs
     else:
-        epochs = values["epochs"]
+        # As long as the live model was trained: a run stopped early (or at its best epoch)
+        # ships fewer epochs than the `epochs` its config had planned.
+        epochs = payload.get("epoch") or values["epochs"]
     values.update(label=label, epochs=epochs, eval_every=0)
     return gan.TrainConfig(**values)
 
