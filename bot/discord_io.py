@@ -172,6 +172,13 @@ async def report(interaction: discord.Interaction, error: BaseException) -> None
         )
 
 
+class ReportingView(discord.ui.View):
+    """A view whose items' errors take the one error path (View.on_error)."""
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception, item) -> None:
+        await report(interaction, error)
+
+
 def guarded(handler: Callable[..., Awaitable[None]]):
     """For DynamicItem callbacks: discord.py only logs their exceptions, so this reports them."""
 

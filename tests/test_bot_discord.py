@@ -196,6 +196,69 @@ async def test_help_and_settings_show_are_answered(samplers):
     assert "cooldown" in ephemeral_answer(shown) and "a day" in ephemeral_answer(shown)
 
 
+async def test_the_message_command_reads_the_chosen_message(samplers):
+    guild = new_guild()
+    moods = CountingMoods()
+    async with worker(samplers) as served, real_bot(served, guild, moods=moods) as harness:
+        target = harness.chat_message(guild, BOB, "I hate mondays")
+        payload = harness.slash(guild, ALICE, "Suggest emoji")
+        payload["data"] |= {
+            "type": 3,
+            "target_id": target["id"],
+            "resolved": {"messages": {target["id"]: target}},
+            "options": [],
+        }
+        calls = await harness.interact(payload)
+    assert moods.texts == ["I hate mondays"]
+    assert callbacks(calls) == [5]
+    assert calls[-1].files == 1 and "negative" in calls[-1].content
+
+
+async def test_a_cooldown_refusal_replaces_the_public_thinking_privately(samplers):
+    guild = new_guild()
+    async with worker(samplers) as served, real_bot(served, guild, bot_cooldown_s=600) as harness:
+        await harness.interact(harness.slash(guild, ALICE, "emoji", {"mood": "positive"}))
+        calls = await harness.interact(harness.slash(guild, ALICE, "emoji", {"mood": "positive"}))
+    assert callbacks(calls) == [5]
+    assert [c.method for c in calls[1:]] == ["DELETE", "POST"]  # thinking removed, then…
+    assert "next emoji is ready in" in ephemeral_answer(calls)  # …only the user reads why
+
+
+async def test_others_in_the_queue_are_told_once_while_waiting():
+    transport = InProcessTransport()  # nobody serves it: a request ahead stays queued
+    settings = WorkerSettings()
+    guild = new_guild()
+    ahead = WorkerClient(transport, settings)
+    waiting = asyncio.create_task(ahead.generate("positive", 1, timeout=60))
+    await asyncio.sleep(0)
+    try:
+        async with real_bot((transport, settings), guild, bot_request_timeout_s=0.5) as harness:
+            calls = await harness.interact(
+                harness.slash(guild, ALICE, "emoji", {"mood": "positive"})
+            )
+    finally:
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        await ahead.close()
+    notices = [c for c in calls if c.method == "PATCH" and "ahead of you" in c.content]
+    assert len(notices) == 1 and "1 ahead of you" in notices[0].content
+    assert "did not answer in time" in ephemeral_answer(calls) and ended(calls)
+
+
+def test_the_bot_asks_only_for_the_intents_it_uses():
+    from bot.discord_bot import intents_for
+
+    def settings(**values):
+        return BotSettings(discord_token=None, dev_guild_id=None, **values)
+
+    with_content = intents_for(settings())
+    without = intents_for(settings(bot_message_content_intent=False))
+    assert with_content.guilds and with_content.guild_messages and with_content.emojis_and_stickers
+    assert with_content.message_content and not without.message_content
+    unused = ("typing", "voice_states", "invites", "presences", "members", "dm_messages")
+    assert not any(getattr(with_content, name) for name in unused)
+
+
 # --- operators -----------------------------------------------------------------------
 
 OPERATOR_COMMANDS = [

@@ -31,7 +31,15 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core import Refusal, RefusalKind, progress_line, zip_labelled_images
-from bot.discord_io import answer, guarded, png_file, refuse, reply, require_operator
+from bot.discord_io import (
+    ReportingView,
+    answer,
+    guarded,
+    png_file,
+    refuse,
+    reply,
+    require_operator,
+)
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -75,7 +83,7 @@ class RetrainDecision(discord.ui.DynamicItem[discord.ui.Button], template=RETRAI
 
 
 def decision_view(version: str) -> discord.ui.View:
-    view = discord.ui.View(timeout=None)
+    view = ReportingView(timeout=None)
     view.add_item(RetrainDecision("promote", version))
     view.add_item(RetrainDecision("discard", version))
     return view

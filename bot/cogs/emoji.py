@@ -31,6 +31,7 @@ from bot.core import (
 )
 from bot.discord_io import (
     DiscordRateLimited,
+    ReportingView,
     guarded,
     ids,
     png_file,
@@ -81,7 +82,7 @@ class EmojiButton(discord.ui.DynamicItem[discord.ui.Button], template=CUSTOM_ID_
 
 
 def emoji_view(reply: EmojiReply) -> discord.ui.View:
-    view = discord.ui.View(timeout=None)  # the buttons outlive this process anyway
+    view = ReportingView(timeout=None)  # the buttons outlive this process anyway
     for state in reply.buttons():
         view.add_item(EmojiButton(state))
     return view
