@@ -41,6 +41,7 @@ from bot.discord_io import (
     require_operator,
 )
 from bot.services import Services
+from bot.state import StateUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,12 @@ class AdminCog(commands.Cog, name="Admin"):
 
     async def cog_load(self) -> None:
         """Pick up every retrain a previous run of the bot was following."""
-        for request_id, where in (await self.state.follows()).items():
+        try:
+            follows = await self.state.follows()
+        except StateUnavailable as error:  # the bot still starts; only progress edits wait
+            log.warning("retrain followers not resumed: %s", error)
+            return
+        for request_id, where in follows.items():
             channel_id, _, message_id = where.partition(":")
             self._follow(request_id, int(channel_id), int(message_id))
 
