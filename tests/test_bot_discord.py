@@ -411,6 +411,26 @@ async def test_redis_stopped_mid_request_ends_in_an_ephemeral_message(samplers, 
     assert ended(calls)
 
 
+async def test_a_redis_restart_between_requests_is_ridden_out(samplers, tmp_path):
+    server = LocalRedis(tmp_path / "redis")
+    server.start()
+    guild = new_guild()
+    try:
+        async with worker(samplers) as served, real_bot(served, guild, redis=server) as harness:
+            before = await harness.interact(
+                harness.slash(guild, ALICE, "emoji", {"mood": "positive"})
+            )
+            server.kill()
+            server.start()  # same port: the state's pooled connection is now stale
+            after = await harness.interact(
+                harness.slash(guild, ALICE, "emoji", {"mood": "positive"})
+            )
+    finally:
+        server.kill()
+    for calls in (before, after):
+        assert calls[-1].method == "PATCH" and calls[-1].files == 1  # the emoji, not a refusal
+
+
 async def test_an_unexpected_error_gets_an_incident_id_that_is_logged(samplers, caplog):
     def broken(texts):
         raise RuntimeError("the mood reader fell over")
