@@ -237,6 +237,7 @@ class RedisState(BotState):
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
 
+    @_fails_safe
     async def take_cooldown(self, scope: str, key: str, seconds: float) -> float:
         if seconds <= 0:
             return 0.0
@@ -246,24 +247,30 @@ class RedisState(BotState):
         left_ms = await self.redis.pttl(name)
         return max(left_ms, 1) / 1000  # -2: expired between the two calls; try again in a blink
 
+    @_fails_safe
     async def cooldown_left(self, scope: str, key: str) -> float:
         left_ms = await self.redis.pttl(self.key("cooldown", scope, key))
         return max(left_ms, 0) / 1000
 
+    @_fails_safe
     async def clear_cooldown(self, scope: str, key: str) -> None:
         await self.redis.delete(self.key("cooldown", scope, key))
 
+    @_fails_safe
     async def count_today(self, scope: str, key: str, cap: int) -> bool:
         name = self.key("daily", scope, key, time.strftime("%Y-%m-%d", time.gmtime()))
         return bool(await self._acquire(keys=[name], args=[cap, 2 * 86400]))
 
+    @_fails_safe
     async def acquire_slot(self, user_id: str, cap: int, ttl_s: float) -> bool:
         keys = [self.key("in-flight", user_id)]
         return bool(await self._acquire(keys=keys, args=[cap, max(1, int(ttl_s))]))
 
+    @_fails_safe
     async def release_slot(self, user_id: str) -> None:
         await self._release(keys=[self.key("in-flight", user_id)])
 
+    @_fails_safe
     async def _stored_settings(self, guild_id: str) -> tuple[dict[str, str], dict[str, set[str]]]:
         fields = await self.redis.hgetall(self.key("guild", guild_id, "settings"))
         channels = {
@@ -272,6 +279,7 @@ class RedisState(BotState):
         }
         return fields, channels
 
+    @_fails_safe
     async def _store_setting(self, guild_id: str, field: str, value: str | None) -> None:
         name = self.key("guild", guild_id, "settings")
         if value is None:
@@ -279,19 +287,23 @@ class RedisState(BotState):
         else:
             await self.redis.hset(name, field, value)
 
+    @_fails_safe
     async def set_channel(self, guild_id: str, which: str, channel_id: str, on: bool) -> None:
         name = self.key("guild", guild_id, which)
         await (self.redis.sadd if on else self.redis.srem)(name, channel_id)
 
+    @_fails_safe
     async def follow(self, request_id: str, where: str | None) -> None:
         if where is None:
             await self.redis.hdel(self.key("retrain-follows"), request_id)
         else:
             await self.redis.hset(self.key("retrain-follows"), request_id, where)
 
+    @_fails_safe
     async def follows(self) -> dict[str, str]:
         return await self.redis.hgetall(self.key("retrain-follows"))
 
+    @_fails_safe
     async def record_latency(self, seconds: float) -> None:
         name = self.key("latencies")
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -299,38 +311,20 @@ class RedisState(BotState):
             pipe.ltrim(name, 0, _LATENCIES_KEPT - 1)
             await pipe.execute()
 
+    @_fails_safe
     async def latencies(self) -> list[float]:
         return [float(v) for v in await self.redis.lrange(self.key("latencies"), 0, -1)]
 
+    @_fails_safe
     async def get_value(self, name: str) -> str | None:
         return await self.redis.get(self.key("value", name))
 
+    @_fails_safe
     async def set_value(self, name: str, value: str) -> None:
         await self.redis.set(self.key("value", name), value)
 
     async def close(self) -> None:
         await self.redis.aclose()
-
-
-# Every RedisState call that talks to Redis fails safe the same way.
-for _name in (
-    "take_cooldown",
-    "cooldown_left",
-    "clear_cooldown",
-    "count_today",
-    "acquire_slot",
-    "release_slot",
-    "_stored_settings",
-    "_store_setting",
-    "set_channel",
-    "follow",
-    "follows",
-    "record_latency",
-    "latencies",
-    "get_value",
-    "set_value",
-):
-    setattr(RedisState, _name, _fails_safe(getattr(RedisState, _name)))
 
 
 class MemoryState(BotState):
