@@ -160,3 +160,26 @@ async def test_chat_runs_the_same_handlers_and_saves_pngs(samplers, tmp_path):  
     assert "Auto-suggest is off" in text
     assert "not a valid threshold" in text
     assert "unknown command /nonsense" in text
+
+
+def test_chat_keeps_log_lines_off_the_screen(tmp_path, capsys):
+    import logging
+
+    from bot.cli import _logs_to_file
+
+    root = logging.getLogger()
+    saved = list(root.handlers)
+    try:
+        _logs_to_file(tmp_path / "chat.log")
+        logging.getLogger("worker.service").warning("worker embedded now serves v1")
+        for handler in root.handlers:
+            handler.flush()
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+            handler.close()
+        for handler in saved:
+            root.addHandler(handler)
+    assert "now serves v1" in (tmp_path / "chat.log").read_text()
+    captured = capsys.readouterr()
+    assert "now serves v1" not in captured.out + captured.err
