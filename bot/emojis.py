@@ -1,8 +1,8 @@
 """`/emoji` and the buttons under an emoji: moods, seeds, and the per-user limits, once.
 
 Every emoji a person asks for (the command, Re-roll, Flip, an Add whose picture must be
-drawn again) goes through `generate`, which applies the server's channel list, the
-cooldown, the daily cap and the in-flight cap, in that order, and nothing else does:
+drawn again) goes through `_limits`, which applies the server's channel list, the
+cooldown, the in-flight cap and the daily cap, in that order, and nothing else does:
 the worker client is built without a per-user cap of its own (`per_user_cap=False`).
 Auto-suggestions are drawn with `draw_suggestion`: no person asked, so no person's
 limits apply; the channel's rate limit does (see `bot.suggestions`).
@@ -14,7 +14,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from bot.core import (
@@ -89,29 +89,28 @@ class EmojiRequests:
         The limits are checked before the text is read: a refused request costs no model.
         """
         seed = self.new_seed()
-        refusal = await self._admit(user_id, guild_id, channel_id)
-        if refusal is not None:
-            return refusal
-        confidence = None
+        async with self._limits(user_id, guild_id, channel_id) as refusal:
+            if refusal is not None:
+                return refusal
+            label, source, confidence = await self._choose_mood(text, mood, seed)
+            origin = Origin(guild_id=guild_id, channel_id=channel_id, user_id=user_id)
+            return await self._draw_for(user_id, label, seed, source, confidence, origin, on_queued)
+
+    async def _choose_mood(
+        self, text: str | None, mood: str | None, seed: int
+    ) -> tuple[str, MoodSource, float | None]:
         if mood in LABELS:
-            label, source = mood, "chosen"
-        elif text and text.strip():
-            read = await self.read_mood(text)
-            # Asked for an emoji, the user gets one even for a neutral text: the likelier mood.
-            moods = {k: v for k, v in read.scores.items() if k in LABELS}
-            if read.label in LABELS:
-                label, confidence = read.label, read.confidence
-            elif moods:
-                label = read.leaning
-                confidence = moods[label]
-            else:
-                label = LABELS[seed % 2]
-            source = "text"
-        else:
-            label, source = LABELS[seed % 2], "random"
-        return await self._generate_admitted(
-            label, seed, source, confidence, user_id, guild_id, channel_id, on_queued
-        )
+            return mood, "chosen", None
+        if not (text and text.strip()):
+            return LABELS[seed % 2], "random", None
+        read = await self.read_mood(text)
+        if read.label in LABELS:
+            return read.label, "text", read.confidence
+        # Asked for an emoji, the user gets one even for a neutral text: the likelier mood.
+        moods = {k: v for k, v in read.scores.items() if k in LABELS}
+        if moods:
+            return read.leaning, "text", moods[read.leaning]
+        return LABELS[seed % 2], "text", None
 
     async def press(
         self,
@@ -153,12 +152,11 @@ class EmojiRequests:
         on_queued: OnQueued | None = None,
     ) -> EmojiReply | Refusal:
         """One emoji for a person, within the server's and the operator's limits."""
-        refusal = await self._admit(user_id, guild_id, channel_id)
-        if refusal is not None:
-            return refusal
-        return await self._generate_admitted(
-            label, seed, source, confidence, user_id, guild_id, channel_id, on_queued
-        )
+        async with self._limits(user_id, guild_id, channel_id) as refusal:
+            if refusal is not None:
+                return refusal
+            origin = Origin(guild_id=guild_id, channel_id=channel_id, user_id=user_id)
+            return await self._draw_for(user_id, label, seed, source, confidence, origin, on_queued)
 
     async def draw_suggestion(
         self, label: str, confidence: float, *, author_id: str, guild_id: str, channel_id: str
@@ -169,48 +167,65 @@ class EmojiRequests:
 
     # --- the limits, in one place --------------------------------------------------
 
-    async def _admit(
+    @contextlib.asynccontextmanager
+    async def _limits(
         self, user_id: str, guild_id: str | None, channel_id: str | None
-    ) -> Refusal | None:
-        """The channel list, cooldown and daily cap; None when the request may go on."""
+    ) -> AsyncIterator[Refusal | None]:
+        """The channel list, the cooldown, an in-flight slot (held until the block ends)
+        and the daily cap, in that order; yields the refusal, or None to go on.
+
+        The daily count comes last, so a request refused for another reason is not
+        counted against the day.
+        """
         guild = await self.guilds.get(guild_id)
         if not guild.emoji_allowed_in(channel_id):
             where = ", ".join(f"<#{c}>" for c in sorted(guild.emoji_channels))
-            return Refusal(RefusalKind.NOT_HERE, f"On this server /emoji works in {where}.")
-        cooldown = guild.effective_cooldown_s(self.settings)
-        left = await self.state.take_cooldown("user", user_id, cooldown)
+            yield Refusal(RefusalKind.NOT_HERE, f"On this server /emoji works in {where}.")
+            return
+        left = await self.state.take_cooldown(
+            "user", user_id, guild.effective_cooldown_s(self.settings)
+        )
         if left:
-            return Refusal(
+            yield Refusal(
                 RefusalKind.COOLDOWN,
                 f"Easy there: your next emoji is ready in {math.ceil(left)} s.",
                 left,
             )
-        cap = guild.effective_daily_cap(self.settings)
-        if not await self.state.count_today("user", f"{guild_id or 'dm'}:{user_id}", cap):
-            return Refusal(
-                RefusalKind.DAILY_CAP,
-                f"That is {cap} emojis today, this server's daily limit; more tomorrow (UTC).",
-            )
-        return None
-
-    async def _generate_admitted(
-        self, label, seed, source, confidence, user_id, guild_id, channel_id, on_queued
-    ) -> EmojiReply | Refusal:
-        cap = self.settings.bot_max_in_flight_per_user
+            return
+        in_flight = self.settings.bot_max_in_flight_per_user
         slot_ttl = self.settings.bot_request_timeout_s + 5
-        if not await self.state.acquire_slot(user_id, cap, slot_ttl):
-            return Refusal(
+        if not await self.state.acquire_slot(user_id, in_flight, slot_ttl):
+            yield Refusal(
                 RefusalKind.IN_FLIGHT,
-                f"You already have {cap} emojis on the way; wait for them to land.",
+                f"You already have {in_flight} emojis on the way; wait for them to land.",
                 1.0,
             )
-        origin = Origin(guild_id=guild_id, channel_id=channel_id, user_id=user_id)
+            return
         try:
-            reply = await self._draw(label, seed, source, confidence, origin, user_id, on_queued)
+            cap = guild.effective_daily_cap(self.settings)
+            if not await self.state.count_today("user", f"{guild_id or 'dm'}:{user_id}", cap):
+                yield Refusal(
+                    RefusalKind.DAILY_CAP,
+                    f"That is {cap} emojis today, this server's daily limit; more tomorrow (UTC).",
+                )
+                return
+            yield None
         finally:
             # A lost release only keeps the slot until its TTL; the emoji still goes out.
             with contextlib.suppress(StateUnavailable):
                 await self.state.release_slot(user_id)
+
+    async def _draw_for(
+        self,
+        user_id: str,
+        label: str,
+        seed: int,
+        source: MoodSource,
+        confidence: float | None,
+        origin: Origin,
+        on_queued: OnQueued | None,
+    ) -> EmojiReply | Refusal:
+        reply = await self._draw(label, seed, source, confidence, origin, user_id, on_queued)
         if isinstance(reply, Refusal) and reply.kind in (RefusalKind.BUSY, RefusalKind.NO_QUEUE):
             # Not their fault: let them retry as soon as the queue drains.
             with contextlib.suppress(StateUnavailable):

@@ -479,6 +479,12 @@ async def test_server_limits_for_emoji_stay_within_the_operators(samplers):
         await guilds.change(guild_id="g", channel_id="c1", name="emoji-here", value=True)
         elsewhere = await emojis.emoji(user_id="1", guild_id="g", channel_id="c2", mood="positive")
         await guilds.change(guild_id="g", channel_id="c1", name="daily-cap", value=2)
+        # An emoji refused for another reason (here: two already on the way) is not counted.
+        for _ in range(2):
+            await services.state.acquire_slot("1", 2, 60)
+        busy_user = await emojis.emoji(user_id="1", guild_id="g", channel_id="c1", mood="positive")
+        for _ in range(2):
+            await services.state.release_slot("1")
         higher = await guilds.change(guild_id="g2", channel_id="c1", name="daily-cap", value=50)
         drawn = [
             await emojis.emoji(user_id="1", guild_id="g", channel_id="c1", mood="positive")
@@ -487,6 +493,7 @@ async def test_server_limits_for_emoji_stay_within_the_operators(samplers):
         shown = await guilds.describe("g", "c1")
         g2 = await guilds.get("g2")
     assert elsewhere.kind == RefusalKind.NOT_HERE and "<#c1>" in elsewhere.message
+    assert busy_user.kind == RefusalKind.IN_FLIGHT
     assert [type(d).__name__ for d in drawn] == ["EmojiReply", "EmojiReply", "Refusal"]
     assert drawn[2].kind == RefusalKind.DAILY_CAP
     assert "`daily-cap` is now `50`" in higher
