@@ -16,14 +16,16 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.core import ButtonState, EmojiReply, EmojiService, Refusal, Skipped
+from bot.core import ButtonState, EmojiReply, Refusal, Skipped, explain
+from bot.services import Services
 from moodmoji.terminal import half_blocks
 
 HELP = """\
 type a message: a clear mood gets an emoji (auto-suggest)
 /emoji [text] [mood:positive|negative]   draw one (no text: a surprise)
 /reroll  /flip                           the buttons under the last emoji
-/emoji-settings NAME VALUE | show        autosuggest on|off, threshold, ratelimit, mode
+/emoji-settings NAME VALUE | show        autosuggest on|off, threshold, ratelimit, mode,
+                                         emoji-here on|off, cooldown, daily-cap
 /emoji-admin status                      queue, workers, models, latency
 /help  /quit"""
 
@@ -45,15 +47,16 @@ class ChatTurn:
 
 
 def plain(markdown: str) -> str:
-    """Discord markdown (bold, code, role mentions) as terminal text."""
-    return markdown.replace("**", "").replace("`", "")
+    """Discord markdown (bold, code, user, role and channel mentions) as terminal text."""
+    text = re.sub(r"<(?:@[!&]?|#)([^>]+)>", r"@\1", markdown)
+    return text.replace("**", "").replace("`", "")
 
 
 class ChatSession:
     def __init__(
-        self, service: EmojiService, out_dir: Path, *, pictures: bool = True, width: int = 32
+        self, services: Services, out_dir: Path, *, pictures: bool = True, width: int = 32
     ) -> None:
-        self.service = service
+        self.services = services
         self.out_dir = Path(out_dir)
         self.pictures = pictures
         self.width = width
@@ -61,12 +64,23 @@ class ChatSession:
 
     async def start(self, autosuggest: bool = True, suggest_every_s: int | None = None) -> None:
         """The terminal is one channel of one guild; auto-suggest is on there unless told not."""
-        state = self.service.state
-        await state.set_autosuggest(GUILD_ID, CHANNEL_ID, autosuggest)
+        guilds = self.services.guilds
+        await guilds.set_channel(GUILD_ID, "autosuggest", CHANNEL_ID, autosuggest)
         if suggest_every_s is not None:
-            await state.update_guild_setting(GUILD_ID, "interval_s", suggest_every_s)
+            await guilds.change(
+                guild_id=GUILD_ID, channel_id=CHANNEL_ID, name="ratelimit", value=suggest_every_s
+            )
 
     async def handle(self, line: str) -> ChatTurn:
+        """One typed line; like on Discord, anything that breaks is told in words."""
+        try:
+            return await self._handle(line)
+        except EndOfChat:
+            raise
+        except Exception as error:
+            return ChatTurn([f"(only you can see this) {explain(error).message}"])
+
+    async def _handle(self, line: str) -> ChatTurn:
         text = line.strip()
         command, _, rest = text.partition(" ")
         turn = ChatTurn()
@@ -77,7 +91,7 @@ class ChatSession:
         elif command == "/emoji":
             mood_option = _MOOD_OPTION.search(rest)
             words = _MOOD_OPTION.sub(" ", rest).strip()
-            result = await self.service.emoji(
+            result = await self.services.emojis.emoji(
                 text=words or None,
                 mood=mood_option.group(1).lower() if mood_option else None,
                 user_id=USER_ID,
@@ -90,21 +104,21 @@ class ChatSession:
         elif command == "/emoji-settings":
             name, _, value = rest.strip().partition(" ")
             if name in ("", "show"):
-                turn.lines.append(plain(await self.service.describe_settings(GUILD_ID, CHANNEL_ID)))
+                turn.lines.append(plain(await self.services.guilds.describe(GUILD_ID, CHANNEL_ID)))
             else:
-                outcome = await self.service.change_setting(
+                outcome = await self.services.guilds.change(
                     guild_id=GUILD_ID, channel_id=CHANNEL_ID, name=name, value=value
                 )
                 turn.lines.append(
                     plain(outcome.message if isinstance(outcome, Refusal) else outcome)
                 )
         elif command == "/emoji-admin":
-            turn.lines.append(plain(await self.service.status()))
+            turn.lines.append(plain(await self.services.operations.status()))
         elif command.startswith("/"):
             turn.lines.append(f"unknown command {command}; /help lists them")
         else:
-            outcome = await self.service.suggest(
-                text=text, guild_id=GUILD_ID, channel_id=CHANNEL_ID
+            outcome = await self.services.suggestions.suggest(
+                text=text, guild_id=GUILD_ID, channel_id=CHANNEL_ID, author_id=USER_ID
             )
             if isinstance(outcome, Skipped):
                 if outcome.refusal is not None:
@@ -122,7 +136,7 @@ class ChatSession:
         # The same round trip as a Discord click: the button's custom_id, parsed back.
         [button] = [b for b in self.last.buttons() if b.action == action]
         state = ButtonState.parse(button.custom_id)
-        result = await self.service.press(
+        result = await self.services.emojis.press(
             state, user_id=USER_ID, guild_id=GUILD_ID, channel_id=CHANNEL_ID
         )
         self._show(result, turn)

@@ -1,40 +1,24 @@
-"""What the bot does, without Discord: moods, emojis, limits, settings and operator actions.
+"""The bot's shared vocabulary, without Discord: answers, refusals, button state, checks.
 
-`EmojiService` turns (text, mood, user, guild, channel) into an `EmojiReply` (PNG,
-mood, confidence, seed, model version) or a `Refusal` that says, in words meant for
-the user, why not. The Discord cogs and `moodmoji chat` are thin front ends over it,
-so both behave the same and the tests can drive it without a Discord connection.
+The services (`bot.emojis`, `bot.suggestions`, `bot.guilds`, `bot.operations`) answer
+with an `EmojiReply`, a `Suggestion` or a `Refusal` that says, in words meant for the
+user, why not; the Discord cogs and `moodmoji chat` are thin front ends over them.
+`explain` turns any error that escaped a handler into such words, the one place that
+decides what a user reads when something broke.
 
 Button state travels in Discord `custom_id`s (`ButtonState`): after a restart a click
-carries everything needed to answer it, so no button ever breaks.
+carries everything needed to answer it (the requester too), so no button ever breaks.
 """
 
-import asyncio
-import contextlib
 import logging
-import math
 import re
 import secrets
-import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import ValidationError
-
-from bot.settings import BotSettings
-from bot.state import BotState, GuildSettings
-from moodmoji.errors import MoodmojiError
-from worker import (
-    LABELS,
-    ModelRegistry,
-    Origin,
-    RequestTimedOut,
-    WorkerBusy,
-    WorkerClient,
-    registry_from_settings,
-)
+from bot.state import GuildSettings, StateUnavailable
+from worker import QueueUnavailable, RequestTimedOut, WorkerBusy
 
 log = logging.getLogger(__name__)
 
@@ -66,32 +50,44 @@ def seed_text(seed: int) -> str:
 
 # --- button state ----------------------------------------------------------
 
-_ACTIONS = {"r": "reroll", "f": "flip", "a": "add"}
+_ACTIONS = {"r": "reroll", "f": "flip", "a": "add", "d": "delete"}
 _LABEL_CODES = {"p": "positive", "n": "negative"}
 # discord.py's DynamicItem template: what a button's custom_id must look like (100 chars max:
-# 5 + 1 + 1 + 13 + 1 + 64 at most). The model version follows the registry's naming rule.
+# 3 + 1 + 1 + 1 + 1 + 13 + 1 + 64 + 1 + 13 at most). The model version follows the
+# registry's naming rule; the requester (a snowflake in base 36) is optional because
+# buttons sent before it was added carry none, and they keep working for anyone.
 _VERSION = r"[A-Za-z0-9._-]{1,64}"
 CUSTOM_ID_TEMPLATE = (
-    r"mm:(?P<action>[rfa]):(?P<label>[pn]):(?P<seed>[0-9a-z]{1,13}):(?P<version>" + _VERSION + ")"
+    r"mm:(?P<action>[rfad]):(?P<label>[pn]):(?P<seed>[0-9a-z]{1,13}):(?P<version>"
+    + _VERSION
+    + r")(?::(?P<user>[0-9a-z]{1,13}))?"
 )
-_UNKNOWN_VERSION = "unknown"
+UNKNOWN_VERSION = "unknown"
+ButtonAction = Literal["reroll", "flip", "add", "delete"]
+
+
+def _snowflake(user_id: str | None) -> int | None:
+    """A Discord user id as a number; None for ids that are not one (the chat's user)."""
+    return int(user_id) if user_id and user_id.isdigit() and int(user_id) < 2**64 else None
 
 
 @dataclass(frozen=True)
 class ButtonState:
-    """What a button remembers: the action, and the emoji it sits under."""
+    """What a button remembers: the action, the emoji it sits under, and who asked for it."""
 
-    action: Literal["reroll", "flip", "add"]
+    action: ButtonAction
     label: str
     seed: int
     version: str
+    requester: int | None = None  # None: anyone may press it (buttons from before requesters)
 
     @property
     def custom_id(self) -> str:
         action = next(code for code, name in _ACTIONS.items() if name == self.action)
         label = next(code for code, name in _LABEL_CODES.items() if name == self.label)
-        version = self.version if re.fullmatch(_VERSION, self.version) else _UNKNOWN_VERSION
-        return f"mm:{action}:{label}:{seed_text(self.seed)}:{version}"
+        version = self.version if re.fullmatch(_VERSION, self.version) else UNKNOWN_VERSION
+        user = f":{seed_text(self.requester)}" if self.requester is not None else ""
+        return f"mm:{action}:{label}:{seed_text(self.seed)}:{version}{user}"
 
     @classmethod
     def from_groups(cls, groups: dict[str, str]) -> "ButtonState":
@@ -101,7 +97,11 @@ class ButtonState:
             label=_LABEL_CODES[groups["label"]],
             seed=int(groups["seed"], 36),
             version=groups["version"],
+            requester=int(groups["user"], 36) if groups.get("user") else None,
         )
+
+    def pressed_by_requester(self, user_id: int) -> bool:
+        return self.requester is None or self.requester == user_id
 
     @classmethod
     def parse(cls, custom_id: str) -> "ButtonState | None":
@@ -120,6 +120,7 @@ class EmojiReply:
     seed: int
     model_version: str
     source: MoodSource
+    requester_id: str | None = None  # who asked (the author, for an auto-suggestion)
 
     @property
     def filename(self) -> str:
@@ -127,19 +128,23 @@ class EmojiReply:
 
     @property
     def caption(self) -> str:
+        """Says who asked: a public message must not read "your pick" to everyone else."""
         mood = f"{REACTIONS[self.label]} **{self.label}**"
         if self.source == "text" and self.confidence is not None:
             mood += f" · {self.confidence:.0%} confident"
         elif self.source == "chosen":
-            mood += " · your pick"
+            mood += " · mood picked"
         else:
             mood += " · picked at random"
+        if self.requester_id is not None:
+            mood += f" · for <@{self.requester_id}>"
         return f"{mood} · seed `{seed_text(self.seed)}` · model `{self.model_version}`"
 
     def buttons(self) -> list[ButtonState]:
+        requester = _snowflake(self.requester_id)
         return [
-            ButtonState(action, self.label, self.seed, self.model_version)
-            for action in ("reroll", "flip", "add")
+            ButtonState(action, self.label, self.seed, self.model_version, requester)
+            for action in ("reroll", "flip", "add", "delete")
         ]
 
 
@@ -161,6 +166,12 @@ class RefusalKind(StrEnum):
     WORSE_MODEL = "worse_model"
     BAD_UPLOAD = "bad_upload"
     NO_QUEUE = "no_queue"
+    NOT_HERE = "not_here"
+    DAILY_CAP = "daily_cap"
+    NOT_YOURS = "not_yours"
+    NOT_OPERATOR = "not_operator"
+    STATE_DOWN = "state_down"
+    UNEXPECTED = "unexpected"
 
 
 @dataclass(frozen=True)
@@ -188,7 +199,13 @@ class Skipped:
     """No auto-suggestion, and why (for logs and tests; users see nothing)."""
 
     reason: Literal[
-        "not_enabled", "no_text", "no_clear_mood", "below_threshold", "rate_limited", "refused"
+        "not_enabled",
+        "no_text",
+        "no_permission",
+        "no_clear_mood",
+        "below_threshold",
+        "rate_limited",
+        "refused",
     ]
     refusal: Refusal | None = None
 
@@ -242,19 +259,10 @@ def check_emoji_size(png: bytes) -> Refusal | None:
     return None
 
 
-def may_operate(*, manages_guild: bool, role_ids: set[int], settings: GuildSettings) -> bool:
-    """Operators: Manage Server, or the guild's (or the deployment's) operator role."""
+def may_manage_guild(*, manages_guild: bool, role_ids: set[int], settings: GuildSettings) -> bool:
+    """Who may change a server's own settings: Manage Server, or the server's settings role."""
     role = settings.admin_role_id
     return manages_guild or (role is not None and role in role_ids)
-
-
-# --- the service -----------------------------------------------------------
-
-
-def _default_read_moods(texts: Sequence[str]) -> list:
-    from sentiment import classify  # loads torch on first use; never at bot import time
-
-    return classify(list(texts))
 
 
 @dataclass(frozen=True)
@@ -265,382 +273,49 @@ class Mood:
     leaning: str  # the likelier of positive and negative (sentiment.Prediction.leaning)
 
 
-class EmojiService:
-    def __init__(
-        self,
-        client: WorkerClient,
-        state: BotState,
-        settings: BotSettings | None = None,
-        *,
-        read_moods: Callable[[Sequence[str]], list[Any]] | None = None,
-        registry: ModelRegistry | None = None,
-    ) -> None:
-        """`read_moods`: texts -> sentiment Predictions (default `sentiment.classify`).
+def new_incident_id() -> str:
+    """Short enough to read out to an operator, long enough to find in the log."""
+    return secrets.token_hex(3)
 
-        `registry`: the model registry `promote`/`rollback` switch (default: the one the
-        worker settings name).
-        """
-        self.client = client
-        self.state = state
-        self.settings = settings or BotSettings()
-        self._read_moods = read_moods or _default_read_moods
-        self._registry = registry
 
-    # --- moods ---------------------------------------------------------------
+def explain(error: BaseException) -> Refusal:
+    """What a user reads when `error` escaped a handler: words, never a traceback.
 
-    async def read_mood(self, text: str) -> Mood:
-        """The text's mood, in a thread so the event loop keeps answering Discord."""
-        [prediction] = await asyncio.to_thread(self._read_moods, [text])
-        return Mood(
-            prediction.label,
-            float(prediction.confidence),
-            dict(prediction.scores),
-            prediction.leaning,
+    Unexpected errors get an incident id, logged with the traceback, so an operator can
+    find the one a user reports.
+    """
+    if isinstance(error, StateUnavailable):
+        return Refusal(
+            RefusalKind.STATE_DOWN,
+            "I cannot reach my memory (Redis) right now, so I cannot check your limits; "
+            "please try again in a minute.",
+            60.0,
         )
-
-    def new_seed(self) -> int:
-        return secrets.randbelow(2**self.settings.bot_seed_bits)
-
-    # --- /emoji, re-roll, flip -------------------------------------------------
-
-    async def emoji(
-        self,
-        *,
-        user_id: str,
-        guild_id: str | None = None,
-        channel_id: str | None = None,
-        text: str | None = None,
-        mood: str | None = None,
-    ) -> EmojiReply | Refusal:
-        """`/emoji [text] [mood]`: an explicit mood wins; else the text's; else a coin flip."""
-        seed = self.new_seed()
-        confidence = None
-        if mood in LABELS:
-            label, source = mood, "chosen"
-        elif text and text.strip():
-            read = await self.read_mood(text)
-            # Asked for an emoji, the user gets one even for a neutral text: the likelier mood.
-            moods = {k: v for k, v in read.scores.items() if k in LABELS}
-            if read.label in LABELS:
-                label, confidence = read.label, read.confidence
-            elif moods:
-                label = read.leaning
-                confidence = moods[label]
-            else:
-                label = LABELS[seed % 2]
-            source = "text"
-        else:
-            label, source = LABELS[seed % 2], "random"
-        return await self.generate(
-            label,
-            seed,
-            source,
-            confidence,
-            user_id=user_id,
-            guild_id=guild_id,
-            channel_id=channel_id,
+    if isinstance(error, QueueUnavailable):
+        return Refusal(
+            RefusalKind.NO_QUEUE,
+            f"The emoji queue (Redis) is unreachable; try again in {error.retry_after_s} s.",
+            float(error.retry_after_s),
         )
-
-    async def press(
-        self,
-        button: ButtonState,
-        *,
-        user_id: str,
-        guild_id: str | None = None,
-        channel_id: str | None = None,
-    ) -> EmojiReply | Refusal:
-        """Re-roll (same mood, new seed) or Flip mood (other mood, same seed)."""
-        if button.action == "reroll":
-            label, seed = button.label, self.new_seed()
-        elif button.action == "flip":
-            label, seed = flip_label(button.label), button.seed
-        else:
-            raise ValueError(f"{button.action!r} does not generate")
-        return await self.generate(
-            label, seed, "chosen", None, user_id=user_id, guild_id=guild_id, channel_id=channel_id
+    if isinstance(error, WorkerBusy):
+        return Refusal(
+            RefusalKind.BUSY,
+            f"The emoji makers are swamped; try again in {error.retry_after_s} s.",
+            float(error.retry_after_s),
         )
-
-    async def generate(
-        self,
-        label: str,
-        seed: int,
-        source: MoodSource,
-        confidence: float | None,
-        *,
-        user_id: str | None,
-        guild_id: str | None = None,
-        channel_id: str | None = None,
-    ) -> EmojiReply | Refusal:
-        """One emoji from the workers, within the user's cooldown and in-flight cap.
-
-        `user_id=None` (auto-suggestions) skips the per-user limits; the channel has its own.
-        """
-        settings = self.settings
-        if user_id is not None:
-            left = await self.state.take_cooldown("user", user_id, settings.bot_cooldown_s)
-            if left:
-                return Refusal(
-                    RefusalKind.COOLDOWN,
-                    f"Easy there: your next emoji is ready in {math.ceil(left)} s.",
-                    left,
-                )
-            slot_ttl = settings.bot_request_timeout_s + 5
-            cap = settings.bot_max_in_flight_per_user
-            if not await self.state.acquire_slot(user_id, cap, slot_ttl):
-                return Refusal(
-                    RefusalKind.IN_FLIGHT,
-                    f"You already have {cap} emojis on the way; wait for them to land.",
-                    1.0,
-                )
-        started = time.monotonic()
-        origin = Origin(guild_id=guild_id, channel_id=channel_id, user_id=user_id)
-        try:
-            result = await self.client.generate(
-                label, seed, origin=origin, timeout=settings.bot_request_timeout_s
-            )
-        except WorkerBusy as busy:
-            if user_id is not None:  # not their fault: let them retry as soon as the queue drains
-                await self.state.clear_cooldown("user", user_id)
-            return Refusal(
-                RefusalKind.BUSY,
-                f"The emoji makers are swamped; try again in {busy.retry_after_s} s.",
-                float(busy.retry_after_s),
-            )
-        except RequestTimedOut:
-            return Refusal(
-                RefusalKind.TIMEOUT,
-                "The emoji makers did not answer in time; please try again in a minute.",
-                60.0,
-            )
-        finally:
-            if user_id is not None:
-                await self.state.release_slot(user_id)
-        if not result.ok or not result.images:
-            log.warning("worker refused %s/%s: %s", label, seed, result.error_message)
-            return Refusal(
-                RefusalKind.WORKER_FAILED,
-                "Something went wrong drawing that emoji; try again, or pick another mood.",
-            )
-        await self.state.record_latency(time.monotonic() - started)
-        return EmojiReply(
-            png=result.images[0],
-            label=label,
-            confidence=confidence,
-            seed=seed,
-            model_version=result.model_version or _UNKNOWN_VERSION,
-            source=source,
+    if isinstance(error, RequestTimedOut | TimeoutError):
+        return Refusal(
+            RefusalKind.TIMEOUT,
+            "The emoji makers did not answer in time; please try again in a minute.",
+            60.0,
         )
-
-    # --- auto-suggest ----------------------------------------------------------
-
-    async def suggest(
-        self, *, text: str, guild_id: str | None, channel_id: str
-    ) -> Suggestion | Skipped:
-        """A quiet suggestion for a chat message with a clear mood, if this channel wants one."""
-        settings = await self.state.guild_settings(guild_id)
-        if not settings.autosuggests_in(channel_id):
-            return Skipped("not_enabled")
-        if not text or not text.strip():
-            return Skipped("no_text")
-        mood = await self.read_mood(text)
-        if mood.label not in LABELS:
-            return Skipped("no_clear_mood")
-        if mood.confidence < settings.threshold:
-            return Skipped("below_threshold")
-        # Taken last: a channel's quiet minutes are not spent on messages without a mood.
-        if await self.state.take_cooldown("channel", channel_id, settings.interval_s):
-            return Skipped("rate_limited")
-        reaction = REACTIONS[mood.label]
-        if settings.mode == "react":
-            return Suggestion("react", mood.label, mood.confidence, reaction)
-        reply = await self.generate(
-            mood.label,
-            self.new_seed(),
-            "text",
-            mood.confidence,
-            user_id=None,
-            guild_id=guild_id,
-            channel_id=channel_id,
-        )
-        if isinstance(reply, Refusal):
-            return Skipped("refused", reply)
-        return Suggestion("reply", mood.label, mood.confidence, reaction, reply)
-
-    # --- /emoji-settings -------------------------------------------------------
-
-    SETTINGS_HELP = (
-        "autosuggest on|off · threshold 0.5-1.0 · ratelimit <seconds> · mode reply|react · "
-        "admin-role <role id>|none"
+    incident = new_incident_id()
+    log.error("incident %s: %s", incident, type(error).__name__, exc_info=error)
+    return Refusal(
+        RefusalKind.UNEXPECTED,
+        f"Something went wrong on my side (incident `{incident}`); please try again, and "
+        "tell the bot's operators that id if it keeps happening.",
     )
-
-    async def change_setting(
-        self, *, guild_id: str, channel_id: str, name: str, value: str
-    ) -> str | Refusal:
-        """Apply one `/emoji-settings NAME VALUE`; the confirmation, or why not."""
-        name, value = name.strip().lower(), value.strip()
-        if name == "autosuggest":
-            if value.lower() not in ("on", "off"):
-                return Refusal(RefusalKind.BAD_SETTING, "autosuggest takes `on` or `off`.")
-            enabled = value.lower() == "on"
-            await self.state.set_autosuggest(guild_id, channel_id, enabled)
-            if enabled:
-                current = await self.state.guild_settings(guild_id)
-                return (
-                    f"Auto-suggest is **on** in this channel: messages at least "
-                    f"{current.threshold:.0%} sure of their mood get a quiet {current.mode}, "
-                    f"at most one every {current.interval_s} s."
-                )
-            return "Auto-suggest is **off** in this channel."
-        fields = {
-            "threshold": "threshold",
-            "ratelimit": "interval_s",
-            "mode": "mode",
-            "admin-role": "admin_role_id",
-        }
-        if name not in fields:
-            return Refusal(
-                RefusalKind.BAD_SETTING,
-                f"Unknown setting `{name}`. Settings: " + self.SETTINGS_HELP,
-            )
-        stored_value: str | None = value
-        if name == "admin-role":
-            stored_value = None if value.lower() in ("none", "off", "") else value.strip("<@&>")
-        try:
-            current = await self.state.update_guild_setting(guild_id, fields[name], stored_value)
-        except ValidationError:
-            return Refusal(
-                RefusalKind.BAD_SETTING,
-                f"`{value}` is not a valid {name}. Settings: " + self.SETTINGS_HELP,
-            )
-        return f"`{name}` is now `{getattr(current, fields[name])}` on this server."
-
-    async def describe_settings(self, guild_id: str | None, channel_id: str) -> str:
-        current = await self.state.guild_settings(guild_id)
-        here = "on" if current.autosuggests_in(channel_id) else "off"
-        role = f"<@&{current.admin_role_id}>" if current.admin_role_id else "none"
-        return (
-            f"autosuggest here: **{here}** ({len(current.autosuggest_channels)} channels in all) · "
-            f"threshold {current.threshold:.2f} · ratelimit {current.interval_s} s · "
-            f"mode {current.mode} · admin role {role}"
-        )
-
-    # --- /emoji-admin ------------------------------------------------------------
-
-    def registry(self) -> ModelRegistry:
-        if self._registry is None:
-            self._registry = registry_from_settings(self.client.settings)
-        return self._registry
-
-    async def status(self) -> str:
-        """Queue depth, workers alive, model versions and latency, as a few lines."""
-        transport = self.client.transport
-        depths = {label: await transport.queue_depth(label) for label in LABELS}
-        beats = await transport.heartbeats()
-        latencies = sorted(await self.state.latencies())
-        active = "unknown"
-        with contextlib.suppress(Exception):  # a missing registry folder is not an outage
-            active = await asyncio.to_thread(self.registry().active_version)
-        lines = [
-            "**queue** " + " · ".join(f"{label} {depth}" for label, depth in depths.items()),
-            f"**workers alive** {len(beats)}",
-        ]
-        for worker_id, info in sorted(beats.items()):
-            models = ", ".join(f"{k} {v}" for k, v in sorted((info.get("models") or {}).items()))
-            lines.append(f"- `{worker_id}` model `{info.get('model_version')}` ({models})")
-        lines.append(f"**active version** `{active}`")
-        if latencies:
-            p50 = latencies[len(latencies) // 2]
-            p95 = latencies[min(len(latencies) - 1, math.ceil(len(latencies) * 0.95) - 1)]
-            lines.append(
-                f"**latency** p50 {p50 * 1000:.0f} ms · p95 {p95 * 1000:.0f} ms "
-                f"(last {len(latencies)})"
-            )
-        else:
-            lines.append("**latency** no requests yet")
-        return "\n".join(lines)
-
-    async def promote(self, version: str, force: bool = False) -> str | Refusal:
-        """Make `version` live unless its FID/KID is worse than the live one's (or `force`)."""
-        from worker.retraining import promote_checked
-
-        registry = self.registry()
-        try:
-            verdict, previous = await asyncio.to_thread(promote_checked, registry, version, force)
-        except Exception as error:  # RegistryError: unknown or malformed version
-            return Refusal(RefusalKind.NO_SUCH_VERSION, str(error))
-        if not verdict.allowed:
-            return Refusal(RefusalKind.WORSE_MODEL, f"Not promoted: {verdict.reason}.")
-        return (
-            f"`{version}` is live (was `{previous}`; {verdict.reason}); workers switch within "
-            f"{self.client.settings.registry_poll_s:g} s."
-        )
-
-    async def rollback(self) -> str | Refusal:
-        registry = self.registry()
-        try:
-            current, previous = await asyncio.to_thread(registry.rollback)
-        except Exception as error:  # RegistryError
-            return Refusal(RefusalKind.NO_SUCH_VERSION, f"Nothing to roll back: {error}.")
-        return f"Rolled back to `{previous}` (from `{current}`)."
-
-    # --- /emoji-admin retrain ----------------------------------------------------
-
-    def _retrain_redis(self):
-        return getattr(self.client.transport, "redis", None)
-
-    async def retrain(
-        self,
-        upload: bytes,
-        *,
-        requested_by: str,
-        from_version: str | None = None,
-        labels: list[str] | None = None,
-    ) -> Any:
-        """Queue a retrain of `upload` (a zip) for a retrain runner: a RetrainRequest or Refusal."""
-        from worker.retraining import RetrainSettings
-        from worker.retraining.queue import submit_retrain
-
-        redis = self._retrain_redis()
-        if redis is None:
-            return Refusal(RefusalKind.NO_QUEUE, "Retraining needs the Redis queue and a runner.")
-        limits = RetrainSettings()
-        try:
-            return await submit_retrain(
-                redis,
-                self.client.settings.queue_prefix,
-                upload,
-                limits.retrain_max_upload_bytes,
-                requested_by=requested_by,
-                from_version=from_version,
-                labels=labels or list(LABELS),
-            )
-        except MoodmojiError as error:
-            return Refusal(RefusalKind.BAD_UPLOAD, str(error))
-
-    async def retrain_events(self, request_id: str, after: str = "0-0", block_ms: int = 1000):
-        from worker.retraining.queue import read_events
-
-        return await read_events(
-            self._retrain_redis(), self.client.settings.queue_prefix, request_id, after, block_ms
-        )
-
-    async def version_file(self, version: str, name: str) -> bytes | None:
-        """A file published with a version (its sample grid), or None."""
-        try:
-            path = self.registry().version_dir(version) / name
-        except MoodmojiError:
-            return None
-        return await asyncio.to_thread(path.read_bytes) if path.is_file() else None
-
-    async def discard(self, version: str) -> str | Refusal:
-        """Mark a version discarded; it stays in the registry (versions are never deleted)."""
-        try:
-            await asyncio.to_thread(
-                self.registry().update_meta, version, {"discarded_at": time.time()}
-            )
-        except MoodmojiError as error:
-            return Refusal(RefusalKind.NO_SUCH_VERSION, str(error))
-        return f"`{version}` discarded; it stays in the registry but will not go live."
 
 
 def zip_labelled_images(images: dict[str, list[tuple[str, bytes]]]) -> bytes:

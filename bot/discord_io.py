@@ -1,4 +1,5 @@
-"""Small pieces every cog shares: answering an interaction, and riding out Discord rate limits."""
+"""What every cog shares: answering an interaction, the one error path, who may do what,
+and riding out Discord rate limits."""
 
 import asyncio
 import io
@@ -7,8 +8,11 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import discord
+from discord import app_commands
+from discord.ext import commands
 
-from bot.core import EmojiService, Refusal, RefusalKind, may_operate
+from bot.core import Refusal, RefusalKind, explain, may_manage_guild
+from bot.guilds import GuildBook
 from bot.settings import BotSettings
 
 log = logging.getLogger(__name__)
@@ -65,7 +69,7 @@ def rate_limit_refusal(error: DiscordRateLimited) -> Refusal:
 
 
 def ids(interaction: discord.Interaction) -> dict[str, str | None]:
-    """The user, guild and channel of an interaction as the core's string ids."""
+    """The user, guild and channel of an interaction as the services' string ids."""
     return {
         "user_id": str(interaction.user.id),
         "guild_id": str(interaction.guild_id) if interaction.guild_id else None,
@@ -77,16 +81,18 @@ def png_file(png: bytes, filename: str) -> discord.File:
     return discord.File(io.BytesIO(png), filename=filename)
 
 
-async def refuse(
-    interaction: discord.Interaction, refusal: Refusal, *, public_deferral: bool = False
-) -> None:
-    """Tell only the user why not; `public_deferral` if we answered with a public "thinking…"."""
-    if not interaction.response.is_done():
-        await interaction.response.send_message(refusal.message, ephemeral=True)
+async def refuse(interaction: discord.Interaction, refusal: Refusal) -> None:
+    """Tell only the user why not, whatever the interaction has answered so far.
+
+    A "thinking…" (deferred) answer is removed first: the refusal would otherwise replace
+    it in public, or sit under a "thinking…" that never ends. A button's silent deferral
+    (the message itself is the answer) is left alone.
+    """
+    response = interaction.response
+    if not response.is_done():
+        await response.send_message(refusal.message, ephemeral=True)
         return
-    # After a public "thinking…" deferral the first follow-up would replace it publicly:
-    # remove it, so the refusal arrives as a message only this user sees.
-    if public_deferral:
+    if response.type == discord.InteractionResponseType.deferred_channel_message:
         try:
             await interaction.delete_original_response()
         except discord.HTTPException as error:
@@ -95,7 +101,7 @@ async def refuse(
 
 
 async def answer(interaction: discord.Interaction, text: str, settings: BotSettings) -> None:
-    """An ephemeral text answer (settings, admin), or a refusal if Discord keeps refusing."""
+    """An ephemeral text answer (settings, operators); past Discord's rate limit, logged."""
     try:
         if interaction.response.is_done():
             await with_discord_retries(
@@ -109,22 +115,124 @@ async def answer(interaction: discord.Interaction, text: str, settings: BotSetti
         log.warning("gave up answering %s: %s", interaction.id, error)
 
 
-async def require_operator(interaction: discord.Interaction, service: EmojiService) -> bool:
-    """Manage Server, or the configured operator role; tells the user when not."""
-    if interaction.guild is None:
-        await refuse(interaction, Refusal(RefusalKind.NOT_IN_GUILD, "This works in servers only."))
-        return False
-    settings = await service.state.guild_settings(str(interaction.guild_id))
-    roles = {role.id for role in getattr(interaction.user, "roles", [])}
-    if may_operate(
-        manages_guild=interaction.permissions.manage_guild, role_ids=roles, settings=settings
-    ):
+async def reply(
+    interaction: discord.Interaction, outcome: str | Refusal, settings: BotSettings
+) -> None:
+    if isinstance(outcome, Refusal):
+        await refuse(interaction, outcome)
+    else:
+        await answer(interaction, outcome, settings)
+
+
+# --- the one error path ------------------------------------------------------------
+
+
+class Refused(app_commands.CheckFailure):
+    """A check said no, with the words to say it (raised by checks, answered by `report`)."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
+
+
+def refusal_for(error: BaseException) -> Refusal:
+    """Words for whatever ended a command, button or modal early."""
+    if isinstance(error, app_commands.CommandInvokeError):
+        error = error.original
+    if isinstance(error, Refused):
+        return error.refusal
+    if isinstance(error, app_commands.CommandNotFound):
+        return Refusal(RefusalKind.NOT_HERE, "That command is not available here.")
+    if isinstance(error, app_commands.NoPrivateMessage):
+        return Refusal(RefusalKind.NOT_IN_GUILD, "This works in servers only.")
+    if isinstance(error, app_commands.CheckFailure):
+        return Refusal(RefusalKind.MISSING_PERMISSION, "You may not use that here.")
+    if isinstance(error, DiscordRateLimited):
+        return rate_limit_refusal(error)
+    if isinstance(error, discord.Forbidden):
+        return Refusal(
+            RefusalKind.BOT_MISSING_PERMISSION,
+            "Discord refused: I lack a permission here (view, send, attach files or embed).",
+        )
+    return explain(error)
+
+
+async def report(interaction: discord.Interaction, error: BaseException) -> None:
+    """Replace whatever the user sees ("thinking…", nothing yet) with the reason, ephemerally.
+
+    The one place every command (`tree.on_error`), button and modal (`on_error`) ends up
+    when something raised; if even telling the user fails, that is logged, never raised.
+    """
+    refusal = refusal_for(error)
+    try:
+        await refuse(interaction, refusal)
+    except Exception as failure:  # Discord itself unreachable: nothing left to tell anyone
+        log.warning(
+            "could not tell %s about %s: %s", interaction.id, refusal.kind, type(failure).__name__
+        )
+
+
+class ReportingView(discord.ui.View):
+    """A view whose items' errors take the one error path (View.on_error)."""
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception, item) -> None:
+        await report(interaction, error)
+
+
+def guarded(handler: Callable[..., Awaitable[None]]):
+    """For DynamicItem callbacks: discord.py only logs their exceptions, so this reports them."""
+
+    async def run(self, interaction: discord.Interaction, *args) -> None:
+        try:
+            await handler(self, interaction, *args)
+        except Exception as error:
+            await report(interaction, error)
+
+    return run
+
+
+# --- who may do what --------------------------------------------------------------
+
+
+async def is_operator(interaction: discord.Interaction, settings: BotSettings) -> bool:
+    """The bot's operators: the application's owner or team, or members of the operations
+    server holding its operator role (`MOODMOJI_BOT_OPERATOR_*`)."""
+    client = interaction.client
+    bots = (commands.Bot, commands.AutoShardedBot)  # is_owner reads the application's team
+    if isinstance(client, bots) and await client.is_owner(interaction.user):
         return True
-    await refuse(
-        interaction,
-        Refusal(
-            RefusalKind.MISSING_PERMISSION,
-            "This needs the **Manage Server** permission or the moodmoji operator role.",
-        ),
-    )
-    return False
+    role = settings.bot_operator_role_id
+    if role is None or settings.bot_operator_guild_id is None:
+        return False
+    if interaction.guild_id != settings.bot_operator_guild_id:
+        return False
+    return any(r.id == role for r in getattr(interaction.user, "roles", []))
+
+
+NOT_OPERATOR = Refusal(
+    RefusalKind.NOT_OPERATOR,
+    "This is for moodmoji's operators only: it changes the model every server gets.",
+)
+
+
+async def require_operator(interaction: discord.Interaction, settings: BotSettings) -> None:
+    if not await is_operator(interaction, settings):
+        raise Refused(NOT_OPERATOR)
+
+
+async def require_guild_manager(interaction: discord.Interaction, guilds: GuildBook) -> None:
+    """A server's own settings: Manage Server, or the server's settings role."""
+    if interaction.guild is None:
+        raise app_commands.NoPrivateMessage()
+    current = await guilds.get(str(interaction.guild_id))
+    roles = {role.id for role in getattr(interaction.user, "roles", [])}
+    if not may_manage_guild(
+        manages_guild=interaction.permissions.manage_guild, role_ids=roles, settings=current
+    ):
+        raise Refused(
+            Refusal(
+                RefusalKind.MISSING_PERMISSION,
+                "Changing this server's moodmoji settings needs **Manage Server** or the "
+                "server's moodmoji settings role.",
+            )
+        )

@@ -33,11 +33,39 @@ class BotSettings(CommonSettings):
     )
     bot_admin_role_id: int | None = Field(
         None,
-        description="members with this role may run /emoji-admin (besides Manage Server); "
-        "a guild can name its own role with /emoji-settings admin-role",
+        description="members with this role may change a server's /emoji-settings (besides "
+        "Manage Server); a server can name its own role with /emoji-settings admin-role",
+    )
+    bot_operator_guild_id: int | None = Field(
+        None,
+        description="the operations server: /emoji-admin (model and fleet operations) is "
+        "registered there only; empty: registered everywhere, usable by the owner only",
+    )
+    bot_operator_role_id: int | None = Field(
+        None,
+        description="members with this role in the operations server are bot operators "
+        "(besides the application's owner or team)",
     )
     bot_cooldown_s: float = Field(
         5.0, ge=0, description="seconds between two emojis for one user, across all bot processes"
+    )
+    bot_daily_cap: int = Field(
+        500,
+        ge=1,
+        description="most emojis one user may draw per server per day (UTC); a "
+        "server may set a lower cap of its own",
+    )
+    bot_state_retries: int = Field(
+        3, ge=0, description="retries of a Redis call for bot state after a connection error"
+    )
+    bot_state_timeout_s: float = Field(
+        2.0, gt=0, description="longest wait for one Redis call for bot state"
+    )
+    bot_settings_cache_s: float = Field(
+        30.0,
+        ge=0,
+        description="how long a process reuses a server's settings before reading "
+        "them again (changes made through this process apply at once)",
     )
     bot_max_in_flight_per_user: int = Field(
         2, ge=1, description="emojis one user may have on the way at once, across all processes"

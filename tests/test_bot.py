@@ -1,9 +1,10 @@
-"""The bot's real handlers, driven without a Discord connection.
+"""The bot's services and handlers, driven without a Discord connection.
 
-Interactions, messages and guilds are mocks specced from discord.py's classes (dpytest
-does not support app commands); everything behind them is real: the core, the state,
-the worker client, an in-process sampling service with tiny trained GANs, and the
-sentiment classifier.
+The services are driven directly; a few handlers are called with mocks specced from
+discord.py's classes, for cases the gateway-payload suite (`test_bot_discord.py`, the
+real command tree) does not reach. Everything behind them is real: the services, the
+state, the worker client, an in-process sampling service with tiny trained GANs, and
+the sentiment classifier.
 """
 
 import asyncio
@@ -25,7 +26,6 @@ from bot.core import (
     CUSTOM_ID_TEMPLATE,
     ButtonState,
     EmojiReply,
-    EmojiService,
     Refusal,
     RefusalKind,
     Skipped,
@@ -33,6 +33,7 @@ from bot.core import (
     check_emoji_name,
 )
 from bot.discord_bot import MoodmojiBot
+from bot.services import make_services
 from bot.settings import BotSettings
 from bot.state import MemoryState
 from worker import InProcessTransport, ModelRegistry, WorkerClient, WorkerSettings, embedded_worker
@@ -68,15 +69,15 @@ def samplers(tiny_models):  # noqa: F811
 
 @contextlib.asynccontextmanager
 async def emoji_service(samplers, registry=None, **overrides):
-    """A real EmojiService on an embedded worker with tiny GANs, state in memory."""
+    """The real services on an embedded worker with tiny GANs, state in memory."""
     worker_settings = WorkerSettings(worker_heartbeat_s=0.2, worker_block_ms=100)
     transport = InProcessTransport()
     async with embedded_worker(transport, worker_settings, samplers=samplers):
-        client = WorkerClient(transport, worker_settings)
+        client = WorkerClient(transport, worker_settings, per_user_cap=False)
         settings = bot_settings(**overrides)
-        service = EmojiService(client, MemoryState(settings), settings, registry=registry)
+        services = make_services(client, MemoryState(settings), settings, registry=registry)
         try:
-            yield service
+            yield services
         finally:
             await client.close()
 
@@ -84,8 +85,8 @@ async def emoji_service(samplers, registry=None, **overrides):
 @contextlib.asynccontextmanager
 async def discord_bot(samplers, registry=None, **overrides):
     """A MoodmojiBot after its real setup_hook, with the command sync stubbed (no network)."""
-    async with emoji_service(samplers, registry, **overrides) as service:
-        bot = MoodmojiBot(service, service.settings)
+    async with emoji_service(samplers, registry, **overrides) as services:
+        bot = MoodmojiBot(services)
         bot.tree.sync = AsyncMock(return_value=[])
         await bot.setup_hook()
         yield bot
@@ -158,10 +159,10 @@ def make_message(content: str, *, channel_id: int = CHANNEL_ID, bot_author=False
 
 
 def sent_emoji(send: AsyncMock) -> tuple[bytes, str, list]:
-    """(PNG bytes, caption, buttons) of the last message sent with a file."""
+    """(PNG bytes, caption, buttons) of the last message sent (or edited in) with a file."""
     kwargs = send.await_args.kwargs
     caption = send.await_args.args[0] if send.await_args.args else kwargs.get("content")
-    file = kwargs["file"]
+    file = kwargs["file"] if "file" in kwargs else kwargs["attachments"][0]
     file.fp.seek(0)
     return file.fp.read(), caption, list(kwargs["view"].children)
 
@@ -174,102 +175,56 @@ def assert_png(png: bytes, size: int = 128) -> None:
 # --- /emoji ------------------------------------------------------------------------
 
 
-async def test_slash_emoji_defers_then_answers_with_the_png_mood_and_three_buttons(samplers):
-    async with discord_bot(samplers) as bot:
-        interaction = make_interaction(bot)
-        deferred_before_answer = []
-        interaction.followup.send.side_effect = lambda *a, **k: deferred_before_answer.append(
-            interaction.response.defer.await_count
-        )
-        await bot.get_cog("Emoji").emoji.callback(bot.get_cog("Emoji"), interaction, text=HAPPY)
-    interaction.response.defer.assert_awaited_once_with(thinking=True)
-    assert deferred_before_answer == [1]
-    png, caption, buttons = sent_emoji(interaction.followup.send)
-    assert_png(png)
-    assert "positive" in caption and "% confident" in caption
-    assert [b.item.label for b in buttons] == ["Re-roll", "Flip mood", "Add to server"]
-
-
 async def test_an_explicit_mood_wins_over_the_text(samplers):
-    async with emoji_service(samplers) as service:
-        reply = await service.emoji(user_id="1", text=HAPPY, mood="negative")
+    async with emoji_service(samplers) as services:
+        reply = await services.emojis.emoji(user_id="1", text=HAPPY, mood="negative")
     assert isinstance(reply, EmojiReply)
     assert (reply.label, reply.source, reply.confidence) == ("negative", "chosen", None)
 
 
-async def test_button_custom_ids_round_trip_through_the_dynamic_item_template(samplers):
+async def test_button_custom_ids_round_trip_and_flip_keeps_the_seed(samplers):
     async with discord_bot(samplers) as bot:
-        cog = bot.get_cog("Emoji")
-        interaction = make_interaction(bot)
-        await cog.emoji.callback(cog, interaction, mood="positive")
-        first_png, _caption, buttons = sent_emoji(interaction.followup.send)
+        emojis = bot.services.emojis
+        first = await emojis.emoji(user_id="123456789012345678", mood="positive")
         states = {}
-        for button in buttons:
+        for state in first.buttons():
+            button = EmojiButton(state)
             assert len(button.custom_id) <= 100
             match = EmojiButton.__discord_ui_compiled_template__.fullmatch(button.custom_id)
             # What discord.py does with a click after a restart: rebuild from the custom_id.
-            rebuilt = await EmojiButton.from_custom_id(interaction, button.item, match)
-            assert rebuilt.state == button.state
-            assert rebuilt.custom_id == button.custom_id
-            states[rebuilt.state.action] = rebuilt
-
-        flip_click = make_interaction(bot)
-        await states["flip"].callback(flip_click)
-        flipped_png, flipped_caption, _ = sent_emoji(flip_click.followup.send)
-        reroll_click = make_interaction(bot)
-        await states["reroll"].callback(reroll_click)
-        rerolled_png, _, rerolled_buttons = sent_emoji(reroll_click.followup.send)
-
-    flip_click.response.defer.assert_awaited_once_with(thinking=True)
-    assert "negative" in flipped_caption
-    assert states["flip"].state.seed == states["reroll"].state.seed  # flip keeps the seed
-    assert rerolled_buttons[0].state.label == "positive"
-    assert rerolled_buttons[0].state.seed != states["reroll"].state.seed  # re-roll does not
-    assert_png(flipped_png)
-    assert len({first_png, flipped_png, rerolled_png}) == 3
+            rebuilt = await EmojiButton.from_custom_id(MagicMock(), button.item, match)
+            assert rebuilt.state == state and rebuilt.custom_id == button.custom_id
+            states[state.action] = rebuilt.state
+        flipped = await emojis.press(states["flip"], user_id="123456789012345678")
+        rerolled = await emojis.press(states["reroll"], user_id="123456789012345678")
+    assert states["flip"].requester == 123456789012345678
+    assert (flipped.label, flipped.seed) == ("negative", first.seed)  # flip keeps the seed
+    assert rerolled.label == "positive" and rerolled.seed != first.seed  # re-roll does not
+    assert len({first.png, flipped.png, rerolled.png}) == 3
+    assert "for <@123456789012345678>" in flipped.caption
 
 
 def test_custom_ids_fit_discord_and_reject_foreign_ids():
-    longest = ButtonState("add", "negative", 2**62 - 1, "v" * 64)
+    longest = ButtonState("add", "negative", 2**62 - 1, "v" * 64, 2**64 - 1)
     assert len(longest.custom_id) <= 100
     assert ButtonState.parse(longest.custom_id) == longest
+    # Buttons sent before requesters were recorded still parse, and anyone may press them.
+    old = ButtonState.parse("mm:r:p:5:v1")
+    assert old.requester is None and old.pressed_by_requester(42)
     odd_version = ButtonState("flip", "positive", 5, "has spaces/and slashes")
     assert ButtonState.parse(odd_version.custom_id).version == "unknown"
     assert ButtonState.parse("mm:x:p:5:v1") is None
+    assert ButtonState.parse("mm:d:p:5:v1:zz").action == "delete"
     assert ButtonState.parse("someone-elses-button") is None
     assert EmojiButton.__discord_ui_compiled_template__.pattern == CUSTOM_ID_TEMPLATE
-
-
-async def test_a_cooldown_refusal_is_ephemeral_and_replaces_the_public_thinking(samplers):
-    async with discord_bot(samplers, bot_cooldown_s=60) as bot:
-        cog = bot.get_cog("Emoji")
-        first, second = make_interaction(bot), make_interaction(bot)
-        await cog.emoji.callback(cog, first, mood="positive")
-        await cog.emoji.callback(cog, second, mood="positive")
-    assert "file" in first.followup.send.await_args.kwargs
-    second.delete_original_response.assert_awaited_once()
-    message = second.followup.send.await_args
-    assert message.kwargs == {"ephemeral": True}
-    assert "next emoji is ready in" in message.args[0]
-
-
-async def test_the_message_command_suggests_from_the_chosen_message(samplers):
-    async with discord_bot(samplers) as bot:
-        cog = bot.get_cog("Emoji")
-        assert bot.tree.get_command("Suggest emoji", type=discord.AppCommandType.message)
-        interaction = make_interaction(bot)
-        await cog.suggest_from_message(interaction, make_message("this is awful, I hate it"))
-    interaction.response.defer.assert_awaited_once_with(thinking=True)
-    png, caption, _ = sent_emoji(interaction.followup.send)
-    assert_png(png)
-    assert "negative" in caption
 
 
 async def test_busy_queue_and_worker_timeout_become_friendly_refusals():
     transport = InProcessTransport()  # nobody serves it: requests wait forever
     settings = bot_settings(bot_request_timeout_s=0.2, bot_cooldown_s=30)
-    client = WorkerClient(transport, WorkerSettings(queue_max_length=1))
-    service = EmojiService(client, MemoryState(settings), settings)
+    client = WorkerClient(transport, WorkerSettings(queue_max_length=1), per_user_cap=False)
+    services = make_services(client, MemoryState(settings), settings)
+    service = services.emojis
     timed_out = await service.generate("positive", 3, "chosen", None, user_id="8")
     busy = await service.generate("positive", 4, "chosen", None, user_id="9")
     await client.close()
@@ -344,7 +299,7 @@ async def test_without_the_attachment_the_emoji_is_drawn_again_from_its_seed(sam
     may = discord.Permissions(create_expressions=True)
     async with discord_bot(samplers) as bot:
         cog = bot.get_cog("Emoji")
-        original = await bot.service.generate("negative", 77, "chosen", None, user_id=None)
+        original = await bot.services.emojis.generate("negative", 77, "chosen", None, user_id="5")
         interaction = make_interaction(bot, permissions=may, app_permissions=may)
         await cog.add_to_server(interaction, ButtonState("add", "negative", 77, "x"), None, "sad")
     assert interaction.guild.create_custom_emoji.await_args.kwargs["image"] == original.png
@@ -384,33 +339,38 @@ def test_emoji_names_follow_discords_rules():
 
 
 async def test_auto_suggest_is_off_by_default_and_rate_limited_per_channel(samplers):
-    async with emoji_service(samplers) as service:
+    async with emoji_service(samplers) as services:
+        service = services.suggestions
         channel, other = str(CHANNEL_ID), "2001"
         assert await service.suggest(text=HAPPY, guild_id="1", channel_id=channel) == Skipped(
             "not_enabled"
         )
         for channel_id in (channel, other):
-            await service.change_setting(
-                guild_id="1", channel_id=channel_id, name="autosuggest", value="on"
+            await services.guilds.change(
+                guild_id="1", channel_id=channel_id, name="autosuggest", value=True
             )
         neutral = await service.suggest(text="", guild_id="1", channel_id=channel)
         first = await service.suggest(text=HAPPY, guild_id="1", channel_id=channel)
         second = await service.suggest(text=HAPPY, guild_id="1", channel_id=channel)
         elsewhere = await service.suggest(text=HAPPY, guild_id="1", channel_id=other)
-        await service.change_setting(guild_id="1", channel_id=channel, name="threshold", value="1")
-        await service.state.clear_cooldown("channel", channel)
+        await services.guilds.change(guild_id="1", channel_id=channel, name="threshold", value=1.0)
+        await services.state.clear_cooldown("channel", channel)
         unsure = await service.suggest(text=HAPPY, guild_id="1", channel_id=channel)
+        no_permission = await service.suggest(
+            text=HAPPY, guild_id="1", channel_id=other, may=frozenset({"react"})
+        )
     assert neutral.reason == "no_text"
     assert isinstance(first, Suggestion) and first.label == "positive"
     assert_png(first.reply.png)
     assert second == Skipped("rate_limited")
     assert isinstance(elsewhere, Suggestion)
     assert unsure == Skipped("below_threshold")
+    assert no_permission == Skipped("no_permission")  # asked before anything is classified
 
 
 async def test_on_message_replies_quietly_once_then_respects_the_rate_limit(samplers):
     async with discord_bot(samplers) as bot:
-        await bot.service.state.set_autosuggest(str(GUILD_ID), str(CHANNEL_ID), True)
+        await bot.services.state.set_autosuggest(str(GUILD_ID), str(CHANNEL_ID), True)
         cog = bot.get_cog("AutoSuggest")
         first, second = make_message(HAPPY), make_message("Wonderful news, I am thrilled!")
         from_bot = make_message(HAPPY, bot_author=True)
@@ -425,9 +385,9 @@ async def test_on_message_replies_quietly_once_then_respects_the_rate_limit(samp
 
 async def test_react_mode_reacts_with_a_stock_mood_emoji(samplers):
     async with discord_bot(samplers) as bot:
-        service = bot.service
+        service = bot.services.guilds
         for name, value in (("autosuggest", "on"), ("mode", "react")):
-            await service.change_setting(
+            await service.change(
                 guild_id=str(GUILD_ID), channel_id=str(CHANNEL_ID), name=name, value=value
             )
         message = make_message("This is the worst, I am so angry and sad.")
@@ -451,7 +411,7 @@ async def test_react_mode_reacts_with_a_stock_mood_emoji(samplers):
 async def test_odd_messages_never_crash_the_handler(samplers, content):
     attachment = MagicMock(spec=discord.Attachment, filename="cat.png")
     async with discord_bot(samplers, autosuggest_interval_s=0, autosuggest_threshold=0.5) as bot:
-        await bot.service.state.set_autosuggest(str(GUILD_ID), str(CHANNEL_ID), True)
+        await bot.services.state.set_autosuggest(str(GUILD_ID), str(CHANNEL_ID), True)
         message = make_message(content, attachments=[attachment] if not content else [])
         await bot.get_cog("AutoSuggest").on_message(message)
         interaction = make_interaction(bot)
@@ -459,89 +419,94 @@ async def test_odd_messages_never_crash_the_handler(samplers, content):
         await cog.emoji.callback(cog, interaction, text=content[:2000] or None)
     if not content.strip():
         message.reply.assert_not_awaited()
-    assert_png(sent_emoji(interaction.followup.send)[0])
+    assert_png(sent_emoji(interaction.edit_original_response)[0])
 
 
 # --- settings and operators ------------------------------------------------------------
 
 
-async def test_settings_need_manage_server_or_the_operator_role(samplers):
-    async with discord_bot(samplers) as bot:
-        cog = bot.get_cog("AutoSuggest")
-        member = make_interaction(bot)
-        await cog.autosuggest.callback(cog, member, state="on")
-        manager = make_interaction(bot, permissions=discord.Permissions(manage_guild=True))
-        await cog.admin_role.callback(cog, manager, role=MagicMock(spec=discord.Role, id=4242))
-        operator = make_interaction(bot, roles=[4242])
-        await cog.autosuggest.callback(cog, operator, state="on")
-        settings = await bot.service.state.guild_settings(str(GUILD_ID))
-    assert "Manage Server" in member.response.send_message.await_args.args[0]
-    assert settings.admin_role_id == 4242
-    assert settings.autosuggests_in(str(CHANNEL_ID))
-    assert "on" in operator.response.send_message.await_args.args[0]
-
-
 async def test_bad_setting_values_are_refused_and_not_stored(samplers):
-    async with emoji_service(samplers) as service:
-        for name, value in (("threshold", "0.2"), ("mode", "shout"), ("ratelimit", "-1")):
-            outcome = await service.change_setting(
+    async with emoji_service(samplers) as services:
+        for name, value in (
+            ("threshold", "0.2"),
+            ("mode", "shout"),
+            ("ratelimit", "-1"),
+            ("daily-cap", 0),
+            ("autosuggest", "maybe"),
+        ):
+            outcome = await services.guilds.change(
                 guild_id="1", channel_id="2", name=name, value=value
             )
             assert isinstance(outcome, Refusal) and outcome.kind == RefusalKind.BAD_SETTING
-        stored = await service.state.guild_settings("1")
+        stored = await services.state.guild_settings("1")
     assert (stored.threshold, stored.mode, stored.interval_s) == (0.6, "reply", 60)
 
 
-async def test_admin_status_promote_and_rollback(samplers, tiny_models, tmp_path):  # noqa: F811
+async def test_operations_status_promote_rollback_and_discard(samplers, tiny_models, tmp_path):  # noqa: F811
     registry = ModelRegistry(tmp_path / "registry")
     checkpoints = {"positive": tiny_models["positive"], "negative": tiny_models["negative"]}
     registry.publish("v1", checkpoints, activate=True)
     registry.publish("v2", checkpoints)
-    manager = discord.Permissions(manage_guild=True)
-    async with discord_bot(samplers, registry=registry) as bot:
-        await bot.service.generate("positive", 1, "chosen", None, user_id="5")
+    async with emoji_service(samplers, registry) as services:
+        operations = services.operations
+        await services.emojis.generate("positive", 1, "chosen", None, user_id="5")
         await asyncio.sleep(0.3)  # a heartbeat of the embedded worker
-        cog = bot.get_cog("Admin")
-        stranger = make_interaction(bot)
-        await cog.promote.callback(cog, stranger, version="v2")
-        assert registry.active_version() == "v1"
-
-        status = make_interaction(bot, permissions=manager)
-        await cog.status.callback(cog, status)
-        promote = make_interaction(bot, permissions=manager)
-        await cog.promote.callback(cog, promote, version="v2")
-        assert registry.active_version() == "v2"
-        unknown = make_interaction(bot, permissions=manager)
-        await cog.promote.callback(cog, unknown, version="v9")
-        rollback = make_interaction(bot, permissions=manager)
-        await cog.rollback.callback(cog, rollback)
-        assert registry.active_version() == "v1"
-        nothing_left = make_interaction(bot, permissions=manager)
-        await cog.rollback.callback(cog, nothing_left)
+        report = await operations.status()
+        promoted = await operations.promote("v2")
+        live_after_promote = registry.active_version()
+        unknown = await operations.promote("v9")
+        rolled_back = await operations.rollback()
+        nothing_left = await operations.rollback()
         # The retrain message's Discard button, then a Promote of the same version.
-        discard = make_interaction(bot, permissions=manager)
-        await cog.on_decision(discard, "discard", "v2")
-        promote_discarded = make_interaction(bot, permissions=manager)
-        await cog.on_decision(promote_discarded, "promote", "v2")
-        assert registry.active_version() == "v1"
-    assert "Manage Server" in stranger.response.send_message.await_args.args[0]
-    report = status.followup.send.await_args.args[0]
+        discarded = await operations.discard("v2")
+        promote_discarded = await operations.promote("v2")
+        no_queue = await operations.retrain(b"zip", requested_by="1")
     assert "workers alive** 1" in report and "active version** `v1`" in report
     assert "p50" in report
-    assert "`v2` is live" in promote.followup.send.await_args.args[0]
-    assert "v9" in unknown.followup.send.await_args.args[0]
-    assert "Rolled back to `v1`" in rollback.followup.send.await_args.args[0]
-    assert "Nothing to roll back" in nothing_left.followup.send.await_args.args[0]
-    assert "`v2` discarded" in discard.followup.send.await_args.args[0]
-    assert "`v2` was discarded on" in promote_discarded.followup.send.await_args.args[0]
+    assert "`v2` is live" in promoted and live_after_promote == "v2"
+    assert isinstance(unknown, Refusal) and "v9" in unknown.message
+    assert "Rolled back to `v1`" in rolled_back
+    assert "Nothing to roll back" in nothing_left.message
+    assert "`v2` discarded" in discarded
+    assert "`v2` was discarded on" in promote_discarded.message
+    assert registry.active_version() == "v1"
+    assert no_queue.kind == RefusalKind.NO_QUEUE
+
+
+async def test_server_limits_for_emoji_stay_within_the_operators(samplers):
+    async with emoji_service(samplers, bot_cooldown_s=0, bot_daily_cap=3) as services:
+        guilds, emojis = services.guilds, services.emojis
+        await guilds.change(guild_id="g", channel_id="c1", name="emoji-here", value=True)
+        elsewhere = await emojis.emoji(user_id="1", guild_id="g", channel_id="c2", mood="positive")
+        await guilds.change(guild_id="g", channel_id="c1", name="daily-cap", value=2)
+        # An emoji refused for another reason (here: two already on the way) is not counted.
+        for _ in range(2):
+            await services.state.acquire_slot("1", 2, 60)
+        busy_user = await emojis.emoji(user_id="1", guild_id="g", channel_id="c1", mood="positive")
+        for _ in range(2):
+            await services.state.release_slot("1")
+        higher = await guilds.change(guild_id="g2", channel_id="c1", name="daily-cap", value=50)
+        drawn = [
+            await emojis.emoji(user_id="1", guild_id="g", channel_id="c1", mood="positive")
+            for _ in range(3)
+        ]
+        shown = await guilds.describe("g", "c1")
+        g2 = await guilds.get("g2")
+    assert elsewhere.kind == RefusalKind.NOT_HERE and "<#c1>" in elsewhere.message
+    assert busy_user.kind == RefusalKind.IN_FLIGHT
+    assert [type(d).__name__ for d in drawn] == ["EmojiReply", "EmojiReply", "Refusal"]
+    assert drawn[2].kind == RefusalKind.DAILY_CAP
+    assert "`daily-cap` is now `50`" in higher
+    assert g2.effective_daily_cap(services.settings) == 3  # the operator's cap still holds
+    assert "<#c1>" in shown and "at most 2 a day" in shown
 
 
 # --- process-level ------------------------------------------------------------------------
 
 
 async def test_commands_sync_only_when_forced_or_changed(samplers):
-    async with emoji_service(samplers) as service:
-        bot = MoodmojiBot(service, service.settings)
+    async with emoji_service(samplers) as services:
+        bot = MoodmojiBot(services)
         bot.tree.sync = AsyncMock(return_value=[])
         await bot.setup_hook()  # first start: no hash stored yet
         assert await bot.sync_commands() is False  # a restart with the same commands
@@ -581,6 +546,7 @@ def test_bot_modules_never_import_torch():
         "import sys\n"
         "import bot, bot.cli, bot.core, bot.state, bot.chat, bot.discord_bot, moodmoji.terminal\n"
         "import bot.cogs.emoji, bot.cogs.autosuggest, bot.cogs.admin, bot.discord_io\n"
+        "import bot.emojis, bot.suggestions, bot.guilds, bot.operations, bot.services\n"
         "from moodmoji.cli import build_parser\n"
         "build_parser()\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
@@ -607,7 +573,7 @@ async def test_retrain_from_named_server_emojis_zips_them_by_label():
     ]
     interaction = MagicMock(spec=discord.Interaction)
     interaction.guild = guild
-    cog = AdminCog(MagicMock(), BotSettings(discord_token=None, dev_guild_id=None))
+    cog = AdminCog(MagicMock(), MagicMock())
 
     upload = await cog._upload(interaction, None, "<:grin:11> :party: grin", "SOB")
     with zipfile.ZipFile(io.BytesIO(upload)) as archive:

@@ -10,7 +10,8 @@ from test_bot import HAPPY, bot_settings, samplers  # noqa: F401
 from worker_helpers import REDIS_URL, tiny_models  # noqa: F401
 
 from bot.chat import ChatSession, chat_loop
-from bot.core import EmojiReply, EmojiService, Refusal, RefusalKind, Skipped, Suggestion
+from bot.core import EmojiReply, Refusal, RefusalKind, Skipped, Suggestion
+from bot.services import make_services
 from bot.state import MemoryState, RedisState
 from worker import InProcessTransport, WorkerClient, WorkerSettings, embedded_worker
 
@@ -42,12 +43,16 @@ async def test_the_cooldown_holds_across_two_bot_instances_sharing_redis(sampler
     async with embedded_worker(transport, worker_settings, samplers=samplers):
         # Two bot processes: own worker clients (own reply channels), own Redis connections.
         bots = [
-            EmojiService(WorkerClient(transport, worker_settings), RedisState(settings), settings)
+            make_services(
+                WorkerClient(transport, worker_settings, per_user_cap=False),
+                RedisState(settings),
+                settings,
+            )
             for _ in range(2)
         ]
-        first = await bots[0].emoji(user_id="42", mood="positive")
-        second = await bots[1].emoji(user_id="42", mood="positive")
-        someone_else = await bots[1].emoji(user_id="43", mood="positive")
+        first = await bots[0].emojis.emoji(user_id="42", mood="positive")
+        second = await bots[1].emojis.emoji(user_id="42", mood="positive")
+        someone_else = await bots[1].emojis.emoji(user_id="43", mood="positive")
         for service in bots:
             await service.client.close()
             await service.state.close()
@@ -98,12 +103,16 @@ async def test_the_auto_suggest_rate_limit_is_shared_by_processes(samplers, stat
     transport = InProcessTransport()
     async with embedded_worker(transport, worker_settings, samplers=samplers):
         bots = [
-            EmojiService(WorkerClient(transport, worker_settings), RedisState(settings), settings)
+            make_services(
+                WorkerClient(transport, worker_settings, per_user_cap=False),
+                RedisState(settings),
+                settings,
+            )
             for _ in range(2)
         ]
-        await bots[0].change_setting(guild_id="g", channel_id="c", name="autosuggest", value="on")
-        first = await bots[0].suggest(text=HAPPY, guild_id="g", channel_id="c")
-        second = await bots[1].suggest(text=HAPPY, guild_id="g", channel_id="c")
+        await bots[0].guilds.change(guild_id="g", channel_id="c", name="autosuggest", value="on")
+        first = await bots[0].suggestions.suggest(text=HAPPY, guild_id="g", channel_id="c")
+        second = await bots[1].suggestions.suggest(text=HAPPY, guild_id="g", channel_id="c")
         for service in bots:
             await service.client.close()
             await service.state.close()
@@ -121,7 +130,7 @@ async def test_chat_runs_the_same_handlers_and_saves_pngs(samplers, tmp_path):  
     output = io.StringIO()
     async with embedded_worker(transport, worker_settings, samplers=samplers):
         client = WorkerClient(transport, worker_settings)
-        service = EmojiService(client, MemoryState(settings), settings)
+        service = make_services(client, MemoryState(settings), settings)
         session = ChatSession(service, tmp_path / "emojis", width=16)
         await session.start(autosuggest=True)
         lines = iter(
@@ -151,3 +160,26 @@ async def test_chat_runs_the_same_handlers_and_saves_pngs(samplers, tmp_path):  
     assert "Auto-suggest is off" in text
     assert "not a valid threshold" in text
     assert "unknown command /nonsense" in text
+
+
+def test_chat_keeps_log_lines_off_the_screen(tmp_path, capsys):
+    import logging
+
+    from bot.cli import _logs_to_file
+
+    root = logging.getLogger()
+    saved = list(root.handlers)
+    try:
+        _logs_to_file(tmp_path / "chat.log")
+        logging.getLogger("worker.service").warning("worker embedded now serves v1")
+        for handler in root.handlers:
+            handler.flush()
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+            handler.close()
+        for handler in saved:
+            root.addHandler(handler)
+    assert "now serves v1" in (tmp_path / "chat.log").read_text()
+    captured = capsys.readouterr()
+    assert "now serves v1" not in captured.out + captured.err

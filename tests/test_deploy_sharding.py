@@ -18,8 +18,8 @@ from worker_helpers import (
     tiny_models,
 )
 
-from bot.core import EmojiService
-from bot.discord_bot import MoodmojiBot, build_service, reply_stream_name
+from bot.discord_bot import MoodmojiBot, build_services, reply_stream_name
+from bot.services import make_services
 from bot.settings import BotSettings
 from bot.state import MemoryState
 from worker import InProcessTransport, RedisStreamsTransport, WorkerClient, WorkerSettings
@@ -65,7 +65,7 @@ async def offline_bot(settings: BotSettings):
     """A MoodmojiBot on an in-process queue and memory state; Discord's sync is stubbed."""
     transport = InProcessTransport()
     client = WorkerClient(transport, WorkerSettings())
-    bot = MoodmojiBot(EmojiService(client, MemoryState(settings), settings), settings)
+    bot = MoodmojiBot(make_services(client, MemoryState(settings), settings))
     bot.tree.sync = AsyncMock(return_value=[])
     try:
         yield bot
@@ -91,7 +91,7 @@ async def test_the_client_runs_its_shards_and_only_shard_0_syncs_commands():
 async def test_each_shard_process_gets_its_answers_on_its_own_reply_stream(
     monkeypatch, redis_prefix, samplers
 ):
-    # build_service reads its queue settings from the environment, as `moodmoji bot` does.
+    # build_services reads its queue settings from the environment, as `moodmoji bot` does.
     monkeypatch.setenv("MOODMOJI_REDIS_URL", REDIS_URL)
     monkeypatch.setenv("MOODMOJI_QUEUE_PREFIX", redis_prefix)
     monkeypatch.setenv("MOODMOJI_BOT_STATE_PREFIX", f"{redis_prefix}:bot")
@@ -100,7 +100,7 @@ async def test_each_shard_process_gets_its_answers_on_its_own_reply_stream(
     worker = SamplingService(worker_transport, settings, samplers=samplers, worker_id="w-shards")
     serving = asyncio.create_task(worker.run())
     shards = [
-        build_service(shard_settings(bot_shard_ids=str(i), bot_shard_count=2)) for i in (0, 1)
+        build_services(shard_settings(bot_shard_ids=str(i), bot_shard_count=2)) for i in (0, 1)
     ]
     try:
         await asyncio.wait_for(worker.wait_ready(), 30)
@@ -133,7 +133,5 @@ async def test_each_shard_process_gets_its_answers_on_its_own_reply_stream(
         worker.request_stop()
         await asyncio.wait_for(serving, 30)
         for service in shards:
-            await service.client.close()
-            await service.client.transport.close()
-            await service.state.close()
+            await service.close()
         await worker_transport.close()

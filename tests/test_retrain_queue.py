@@ -15,11 +15,12 @@ import redis
 from worker_helpers import REDIS_URL, make_registry, redis_prefix, retrain_settings, tiny_models
 
 from bot.cogs.admin import AdminCog, RetrainDecision
-from bot.core import EmojiService, progress_line
+from bot.core import progress_line
+from bot.services import make_services
 from bot.settings import BotSettings
 from bot.state import MemoryState
 from worker import RedisStreamsTransport, WorkerClient
-from worker.retraining import RetrainSettings
+from worker.retraining import RetrainQueue, RetrainSettings
 from worker.retraining.queue import (
     RetrainKeys,
     read_events,
@@ -57,9 +58,16 @@ async def test_a_bot_request_is_run_by_the_runner_and_followed_to_the_promote_bu
     settings = runner_settings(tmp_path, redis_prefix, registry.root)
     upload = zipped_folder(procedural_data, tmp_path / "faces.zip")
     transport = RedisStreamsTransport(settings)
-    client = WorkerClient(transport, settings)
+    client = WorkerClient(transport, settings, per_user_cap=False)
     bot_settings = BotSettings(discord_token=None, dev_guild_id=None)
-    service = EmojiService(client, MemoryState(bot_settings), bot_settings, registry=registry)
+    services = make_services(
+        client,
+        MemoryState(bot_settings),
+        bot_settings,
+        registry=registry,
+        retrain_queue=RetrainQueue(settings),
+    )
+    service = services.operations
     try:
         request = await service.retrain(upload, requested_by="7", labels=["positive"])
         # The runner, on "another machine": a thread with its own synchronous Redis client.
@@ -75,7 +83,7 @@ async def test_a_bot_request_is_run_by_the_runner_and_followed_to_the_promote_bu
             },
         )
         runner.start()
-        cog = AdminCog(service, bot_settings)
+        cog = AdminCog(MagicMock(), services)
         message = AsyncMock(spec=discord.Message)
         try:
             await asyncio.wait_for(cog.follow_retrain(message, request.request_id), 240)
@@ -86,6 +94,7 @@ async def test_a_bot_request_is_run_by_the_runner_and_followed_to_the_promote_bu
         events = [event for _id, event in await service.retrain_events(request.request_id)]
     finally:
         await client.close()
+        await service.retrain_queue.close()
     states = [event.state for event in events]
     assert states[0] == "queued" and "running" in states and states[-1] == "done"
     running = [event for event in events if event.state == "running"]

@@ -53,8 +53,13 @@ class WorkerClient:
         transport: Transport,
         settings: WorkerSettings | None = None,
         reply_to: str | None = None,
+        *,
+        per_user_cap: bool = True,
     ) -> None:
+        """`per_user_cap=False`: the caller enforces its own per-user limit (the Discord bot
+        keeps one shared by all its processes), so this client does not count users twice."""
         self.transport = transport
+        self.per_user_cap = per_user_cap
         self.settings = settings or WorkerSettings()
         self.reply_to = reply_to or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._pending: dict[str, asyncio.Future[GenerateResult]] = {}
@@ -158,12 +163,24 @@ class WorkerClient:
     async def _admit(self, request: GenerateRequest) -> None:
         user = request.origin.user_id
         limit = self.settings.queue_max_in_flight_per_user
-        if user and self._in_flight_by_user[user] >= limit:
+        if self.per_user_cap and user and self._in_flight_by_user[user] >= limit:
             raise WorkerBusy(f"you already have {limit} emojis on the way; try again in 1 s", 1)
         depth = await self.transport.queue_depth(request.label)
         if depth >= self.settings.queue_max_length:
             retry_after = self._retry_after(depth - self.settings.queue_max_length + 1)
             raise WorkerBusy(f"busy, try again in {retry_after} s", retry_after)
+
+    async def queue_depth(self, label: str) -> int:
+        """Requests waiting for `label` (what a new request would queue behind)."""
+        return await self.transport.queue_depth(label)
+
+    async def workers(self) -> dict[str, dict]:
+        """The live workers' latest heartbeats: {worker id: what it reported}."""
+        return await self.transport.heartbeats()
+
+    def expected_wait_s(self, ahead: int) -> int:
+        """A rough wait behind `ahead` requests, from how fast answers came in lately."""
+        return self._retry_after(ahead)
 
     def _retry_after(self, excess: int) -> int:
         """Seconds until `excess` requests have drained at the rate answers came in lately."""

@@ -1,1 +1,1 @@
-"""discord.py cogs: thin Discord front ends over `bot.core.EmojiService`."""
+"""discord.py cogs: thin Discord front ends over the services in `bot.services`."""

@@ -1,7 +1,16 @@
 """`/emoji-admin status | promote <version> | rollback | retrain`: for operators only.
 
-Visible to everyone (a role cannot be named in Discord's default permissions), refused
-at run time unless the member has Manage Server or the configured operator role.
+These act on the one registry every server shares, so they belong to the bot's
+operators (the application's owner or team, or the operator role of the operations
+server, `MOODMOJI_BOT_OPERATOR_*`), never to a server's admins. Three layers, as
+discord.py intends: with an operations server set, the group is registered there only
+(other servers never see it); `default_permissions` hides it from members without
+Manage Server until the operations server's admins grant the operator role in Server
+Settings → Integrations; and the cog's `interaction_check`, run before every command,
+refuses anyone who is not an operator, wherever the command was seen.
+
+A retrain's progress message is remembered in the bot state, so a restarted bot resumes
+following the job from its progress stream and the Promote / Discard buttons appear.
 
 `retrain` queues a job for a retrain runner (`moodmoji retrain --serve`, see
 docs/operators.md) with a zip the operator attaches, or with the server's own custom
@@ -21,9 +30,18 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.core import EmojiService, Refusal, RefusalKind, progress_line, zip_labelled_images
-from bot.discord_io import answer, png_file, refuse, require_operator
-from bot.settings import BotSettings
+from bot.core import Refusal, RefusalKind, progress_line, zip_labelled_images
+from bot.discord_io import (
+    ReportingView,
+    answer,
+    guarded,
+    png_file,
+    refuse,
+    reply,
+    require_operator,
+)
+from bot.services import Services
+from bot.state import StateUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +77,14 @@ class RetrainDecision(discord.ui.DynamicItem[discord.ui.Button], template=RETRAI
     ) -> "RetrainDecision":
         return cls(match["action"], match["version"])
 
+    @guarded
     async def callback(self, interaction: discord.Interaction) -> None:
         cog = interaction.client.get_cog(AdminCog.__cog_name__)
         await cog.on_decision(interaction, self.action, self.version)
 
 
 def decision_view(version: str) -> discord.ui.View:
-    view = discord.ui.View(timeout=None)
+    view = ReportingView(timeout=None)
     view.add_item(RetrainDecision("promote", version))
     view.add_item(RetrainDecision("discard", version))
     return view
@@ -92,29 +111,42 @@ def _named_emojis(guild: discord.Guild, text: str | None) -> list[discord.Emoji]
 
 class AdminCog(commands.Cog, name="Admin"):
     admin_group = app_commands.Group(
-        name="emoji-admin", description="moodmoji operators: workers and models", guild_only=True
+        name="emoji-admin",
+        description="moodmoji operators: workers and models",
+        guild_only=True,
+        default_permissions=discord.Permissions(manage_guild=True),
     )
 
-    def __init__(self, service: EmojiService, settings: BotSettings) -> None:
-        self.service = service
-        self.settings = settings
-        self._followers: set[asyncio.Task] = set()
+    def __init__(self, bot: commands.Bot, services: Services) -> None:
+        self.bot = bot
+        self.operations = services.operations
+        self.state = services.state
+        self.settings = services.settings
+        self._followers: dict[str, asyncio.Task] = {}
+
+    async def cog_load(self) -> None:
+        """Pick up every retrain a previous run of the bot was following."""
+        try:
+            follows = await self.state.follows()
+        except StateUnavailable as error:  # the bot still starts; only progress edits wait
+            log.warning("retrain followers not resumed: %s", error)
+            return
+        for request_id, where in follows.items():
+            channel_id, _, message_id = where.partition(":")
+            self._follow(request_id, int(channel_id), int(message_id))
 
     async def cog_unload(self) -> None:
-        for task in self._followers:
+        for task in self._followers.values():
             task.cancel()
 
-    async def _reply(self, interaction: discord.Interaction, outcome: str | Refusal) -> None:
-        if isinstance(outcome, Refusal):
-            await refuse(interaction, outcome)
-        else:
-            await answer(interaction, outcome, self.settings)
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        await require_operator(interaction, self.settings)  # raises with the reason
+        return True
 
     @admin_group.command(name="status", description="queue, workers, model versions, latency")
     async def status(self, interaction: discord.Interaction) -> None:
-        if await require_operator(interaction, self.service):
-            await interaction.response.defer(ephemeral=True, thinking=True)
-            await self._reply(interaction, await self.service.status())
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await answer(interaction, await self.operations.status(), self.settings)
 
     @admin_group.command(name="promote", description="make a model version live on every worker")
     @app_commands.describe(
@@ -124,17 +156,15 @@ class AdminCog(commands.Cog, name="Admin"):
     async def promote(
         self, interaction: discord.Interaction, version: str, force: bool = False
     ) -> None:
-        if await require_operator(interaction, self.service):
-            await interaction.response.defer(ephemeral=True, thinking=True)
-            await self._reply(interaction, await self.service.promote(version, force))
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await reply(interaction, await self.operations.promote(version, force), self.settings)
 
     @admin_group.command(
         name="rollback", description="go back to the version before the last promote"
     )
     async def rollback(self, interaction: discord.Interaction) -> None:
-        if await require_operator(interaction, self.service):
-            await interaction.response.defer(ephemeral=True, thinking=True)
-            await self._reply(interaction, await self.service.rollback())
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await reply(interaction, await self.operations.rollback(), self.settings)
 
     @admin_group.command(name="retrain", description="train a new model version on your images")
     @app_commands.describe(
@@ -151,30 +181,28 @@ class AdminCog(commands.Cog, name="Admin"):
         negative: str | None = None,
         from_version: str | None = None,
     ) -> None:
-        if not await require_operator(interaction, self.service):
-            return
         await interaction.response.defer(ephemeral=True, thinking=True)
         upload = await self._upload(interaction, data, positive, negative)
         if isinstance(upload, Refusal):
             await refuse(interaction, upload)
             return
-        request = await self.service.retrain(
+        request = await self.operations.retrain(
             upload, requested_by=str(interaction.user.id), from_version=from_version
         )
         if isinstance(request, Refusal):
             await refuse(interaction, request)
             return
+        # A channel message, not the interaction's: its token expires after 15 minutes.
         message = await interaction.channel.send(
             f"Retrain `{request.request_id}`: queued by {interaction.user.mention}."
         )
+        await self.state.follow(request.request_id, f"{message.channel.id}:{message.id}")
+        self._follow(request.request_id, message.channel.id, message.id)
         await answer(
             interaction,
             f"Queued as `{request.request_id}`; progress: {message.jump_url}",
             self.settings,
         )
-        task = asyncio.create_task(self.follow_retrain(message, request.request_id))
-        self._followers.add(task)
-        task.add_done_callback(self._followers.discard)
 
     async def _upload(self, interaction, data, positive, negative) -> bytes | Refusal:
         if data is not None:
@@ -203,43 +231,71 @@ class AdminCog(commands.Cog, name="Admin"):
             ]
         return zip_labelled_images(images)
 
-    async def follow_retrain(self, message: discord.Message, request_id: str) -> None:
-        """Edit the job's progress into `message` until it ends; then the table, grid, buttons."""
+    # --- following a retrain ---------------------------------------------------------
+
+    def _follow(self, request_id: str, channel_id: int, message_id: int) -> None:
+        if request_id in self._followers:
+            return
+        # A partial message: editing it needs only its ids, no cache, so it works right
+        # after a restart, before the gateway has sent a single guild.
+        message = self.bot.get_partial_messageable(channel_id).get_partial_message(message_id)
+        task = asyncio.create_task(self.follow_retrain(message, request_id))
+        self._followers[request_id] = task
+        task.add_done_callback(lambda _t: self._followers.pop(request_id, None))
+
+    async def follow_retrain(self, message: discord.PartialMessage, request_id: str) -> None:
+        """Edit the job's progress into `message` until it ends; then the table, grid, buttons.
+
+        Reads the job's progress stream from its start, so a restarted bot lands on the
+        job's current state at once. Redis or Discord blips are waited out.
+        """
         after, last_edit, give_up = "0-0", 0.0, time.monotonic() + FOLLOW_LIMIT_S
         while time.monotonic() < give_up:
-            events = await self.service.retrain_events(request_id, after, block_ms=2000)
+            try:
+                events = await self.operations.retrain_events(request_id, after, block_ms=2000)
+            except Exception as error:  # Redis away: the job goes on; look again shortly
+                log.warning("retrain %s: progress unreadable (%s)", request_id, error)
+                await asyncio.sleep(2.0)
+                continue
             if not events:
                 continue
             after, event = events[-1]
             if event.final:
                 await self._finish(message, event)
+                with contextlib.suppress(Exception):
+                    await self.state.follow(request_id, None)
                 return
             if time.monotonic() - last_edit >= PROGRESS_EDIT_S:
                 last_edit = time.monotonic()
                 with contextlib.suppress(discord.HTTPException):
                     await message.edit(content=progress_line(event))
 
-    async def _finish(self, message: discord.Message, event) -> None:
+    async def _finish(self, message: discord.PartialMessage, event) -> None:
         if event.state == "failed":
-            await message.edit(content=progress_line(event))
+            with contextlib.suppress(discord.HTTPException):
+                await message.edit(content=progress_line(event))
             return
         text = (
             f"Retrain `{event.request_id}` published `{event.version}`; compared with the live "
             f"model on the same images:\n{event.message}\n"
             "Sample grid: per label, a row of the live model, then the new one."
         )
-        grid = await self.service.version_file(event.version, "samples.png")
+        grid = await self.operations.version_file(event.version, "samples.png")
         attachments = [png_file(grid, f"{event.version}-samples.png")] if grid else []
-        await message.edit(content=text, attachments=attachments, view=decision_view(event.version))
+        try:
+            await message.edit(
+                content=text, attachments=attachments, view=decision_view(event.version)
+            )
+        except discord.HTTPException as error:  # the message was deleted, say
+            log.warning("retrain %s: could not show the result: %s", event.request_id, error)
 
     async def on_decision(
         self, interaction: discord.Interaction, action: str, version: str
     ) -> None:
-        if not await require_operator(interaction, self.service):
-            return
+        await require_operator(interaction, self.settings)  # buttons skip interaction_check
         await interaction.response.defer(ephemeral=True, thinking=True)
         if action == "promote":
-            outcome = await self.service.promote(version)
+            outcome = await self.operations.promote(version)
         else:
-            outcome = await self.service.discard(version)
-        await self._reply(interaction, outcome)
+            outcome = await self.operations.discard(version)
+        await reply(interaction, outcome, self.settings)

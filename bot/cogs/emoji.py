@@ -1,9 +1,14 @@
-"""`/emoji`, the "Suggest emoji" message command, and the buttons under every emoji.
+"""`/emoji`, "Suggest emoji", `/help`, and the buttons under every emoji.
 
-Buttons are `EmojiButton`s, a discord.py `DynamicItem` whose state (action, mood,
-seed, model version) is its custom_id: the bot registers the template once in
+Buttons are `EmojiButton`s, a discord.py `DynamicItem` whose state (action, mood, seed,
+model version, requester) is its custom_id: the bot registers the template once in
 `setup_hook`, and any click on any message ever sent, before or after a restart, is
 parsed back into a `ButtonState` and answered.
+
+Manners in a shared channel: Re-roll, Flip and Add answer only the member who asked for
+the emoji (anyone else is told, privately, to make their own); Re-roll and Flip edit the
+message in place instead of posting another; Delete works for the requester and for
+members who may manage messages.
 """
 
 import logging
@@ -17,7 +22,6 @@ from bot.core import (
     CUSTOM_ID_TEMPLATE,
     ButtonState,
     EmojiReply,
-    EmojiService,
     Refusal,
     RefusalKind,
     check_emoji_name,
@@ -27,13 +31,16 @@ from bot.core import (
 )
 from bot.discord_io import (
     DiscordRateLimited,
+    ReportingView,
+    guarded,
     ids,
     png_file,
     rate_limit_refusal,
     refuse,
+    report,
     with_discord_retries,
 )
-from bot.settings import BotSettings
+from bot.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +48,17 @@ _BUTTON_LOOKS = {
     "reroll": ("Re-roll", "🎲", discord.ButtonStyle.primary),
     "flip": ("Flip mood", "🔄", discord.ButtonStyle.secondary),
     "add": ("Add to server", "➕", discord.ButtonStyle.success),
+    "delete": ("Delete", "🗑️", discord.ButtonStyle.danger),
 }
+
+HELP = """\
+**moodmoji** reads the mood of a message and draws a new emoji for it with a GAN.
+- `/emoji [text] [mood]`: an emoji for your text's mood, or the mood you pick, or a surprise.
+- Right-click a message → **Apps → Suggest emoji**: the same for that message.
+- Under an emoji, **Re-roll** (same mood, new seed), **Flip mood** (same seed), **Add to \
+server** (needs Create Expressions) and **Delete** are for whoever asked; moderators may \
+delete too.
+- Server managers: `/emoji-settings` (auto-suggest, channels, cooldown, daily cap)."""
 
 
 class EmojiButton(discord.ui.DynamicItem[discord.ui.Button], template=CUSTOM_ID_TEMPLATE):
@@ -58,13 +75,14 @@ class EmojiButton(discord.ui.DynamicItem[discord.ui.Button], template=CUSTOM_ID_
     ) -> "EmojiButton":
         return cls(ButtonState.from_groups(match.groupdict()))
 
+    @guarded
     async def callback(self, interaction: discord.Interaction) -> None:
         cog = interaction.client.get_cog(EmojiCog.__cog_name__)
         await cog.on_button(interaction, self.state)
 
 
 def emoji_view(reply: EmojiReply) -> discord.ui.View:
-    view = discord.ui.View(timeout=None)  # the buttons outlive this process anyway
+    view = ReportingView(timeout=None)  # the buttons outlive this process anyway
     for state in reply.buttons():
         view.add_item(EmojiButton(state))
     return view
@@ -77,6 +95,13 @@ def free_emoji_slots(guild: discord.Guild) -> int:
 
 def may_add_emojis(permissions: discord.Permissions) -> bool:
     return permissions.create_expressions or permissions.manage_expressions
+
+
+def not_yours(state: ButtonState) -> Refusal:
+    return Refusal(
+        RefusalKind.NOT_YOURS,
+        f"This emoji is <@{state.requester}>'s; make your own with /emoji.",
+    )
 
 
 class EmojiNameModal(discord.ui.Modal, title="Add to server"):
@@ -94,12 +119,16 @@ class EmojiNameModal(discord.ui.Modal, title="Add to server"):
     async def on_submit(self, interaction: discord.Interaction) -> None:
         await self.cog.add_to_server(interaction, self.state, self.source, self.name.value)
 
+    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
+        await report(interaction, error)
+
 
 class EmojiCog(commands.Cog, name="Emoji"):
-    def __init__(self, bot: commands.Bot, service: EmojiService, settings: BotSettings) -> None:
+    def __init__(self, bot: commands.Bot, services: Services) -> None:
         self.bot = bot
-        self.service = service
-        self.settings = settings
+        self.services = services
+        self.emojis = services.emojis
+        self.settings = services.settings
         self.suggest_menu = app_commands.ContextMenu(
             name="Suggest emoji", callback=self.suggest_from_message
         )
@@ -123,7 +152,9 @@ class EmojiCog(commands.Cog, name="Emoji"):
         mood: Literal["positive", "negative"] | None = None,
     ) -> None:
         await interaction.response.defer(thinking=True)  # Discord's 3 s window starts now
-        result = await self.service.emoji(text=text, mood=mood, **ids(interaction))
+        result = await self.emojis.emoji(
+            text=text, mood=mood, on_queued=self._queued_notice(interaction), **ids(interaction)
+        )
         await self.deliver(interaction, result)
 
     async def suggest_from_message(
@@ -131,33 +162,83 @@ class EmojiCog(commands.Cog, name="Emoji"):
     ) -> None:
         """Works without the message-content intent: Discord sends the chosen message along."""
         await interaction.response.defer(thinking=True)
-        result = await self.service.emoji(text=message.content or None, **ids(interaction))
+        result = await self.emojis.emoji(
+            text=message.content or None,
+            on_queued=self._queued_notice(interaction),
+            **ids(interaction),
+        )
         await self.deliver(interaction, result)
 
-    async def on_button(self, interaction: discord.Interaction, state: ButtonState) -> None:
-        if state.action == "add":
-            await self.offer_add(interaction, state)
-            return
-        await interaction.response.defer(thinking=True)
-        result = await self.service.press(state, **ids(interaction))
-        await self.deliver(interaction, result)
+    @app_commands.command(name="help", description="What moodmoji does, and this server's settings")
+    async def help(self, interaction: discord.Interaction) -> None:
+        text = HELP
+        if interaction.guild_id is not None:
+            settings = await self.services.guilds.describe(
+                str(interaction.guild_id), str(interaction.channel_id)
+            )
+            text += "\n\n**This server**\n" + settings
+        await interaction.response.send_message(text, ephemeral=True)
+
+    def _queued_notice(self, interaction: discord.Interaction):
+        """Edits "thinking…" once into where the request stands, when others are ahead."""
+
+        async def notice(ahead: int, wait_s: int) -> None:
+            text = f"⏳ {ahead} ahead of you in the queue; about {wait_s} s."
+            try:
+                await interaction.edit_original_response(content=text)
+            except discord.HTTPException as error:  # only a courtesy: the emoji still comes
+                log.debug("could not show the queue position: %s", error)
+
+        return notice
 
     async def deliver(self, interaction: discord.Interaction, result: EmojiReply | Refusal):
-        """The emoji as a public follow-up to a public deferral, or the refusal to the user only."""
+        """The emoji in place of the deferred answer (or the pressed message), or the refusal
+        to the user only."""
         if isinstance(result, Refusal):
-            await refuse(interaction, result, public_deferral=True)
+            await refuse(interaction, result)
             return
         try:
             await with_discord_retries(
-                lambda: interaction.followup.send(
-                    result.caption,
-                    file=png_file(result.png, result.filename),
+                lambda: interaction.edit_original_response(
+                    content=result.caption,
+                    attachments=[png_file(result.png, result.filename)],
                     view=emoji_view(result),
                 ),
                 self.settings,
             )
         except DiscordRateLimited as error:
-            await refuse(interaction, rate_limit_refusal(error), public_deferral=True)
+            await refuse(interaction, rate_limit_refusal(error))
+
+    # --- the buttons -----------------------------------------------------------------
+
+    async def on_button(self, interaction: discord.Interaction, state: ButtonState) -> None:
+        if state.action == "delete":
+            await self.delete(interaction, state)
+            return
+        if not state.pressed_by_requester(interaction.user.id):
+            await refuse(interaction, not_yours(state))
+            return
+        if state.action == "add":
+            await self.offer_add(interaction, state)
+            return
+        # A silent deferral: the button's own message is what changes.
+        await interaction.response.defer()
+        result = await self.emojis.press(state, on_queued=None, **ids(interaction))
+        await self.deliver(interaction, result)
+
+    async def delete(self, interaction: discord.Interaction, state: ButtonState) -> None:
+        moderator = interaction.permissions.manage_messages
+        if not (state.pressed_by_requester(interaction.user.id) or moderator):
+            await refuse(
+                interaction,
+                Refusal(
+                    RefusalKind.NOT_YOURS,
+                    f"Only <@{state.requester}> or a moderator can delete this emoji.",
+                ),
+            )
+            return
+        await interaction.response.defer()
+        await interaction.delete_original_response()
 
     # --- Add to server -----------------------------------------------------------
 
@@ -198,7 +279,7 @@ class EmojiCog(commands.Cog, name="Emoji"):
             bot_may=may_add_emojis(interaction.app_permissions),
             free_slots=free_emoji_slots(guild),
         )
-        png = await self.emoji_png(state, source)
+        png = await self.emoji_png(interaction, state, source)
         if isinstance(png, Refusal):
             await refuse(interaction, png)
             return
@@ -235,8 +316,11 @@ class EmojiCog(commands.Cog, name="Emoji"):
             return
         await interaction.followup.send(f"Added {emoji} as `:{emoji.name}:`.", ephemeral=True)
 
-    async def emoji_png(self, state: ButtonState, source: discord.Message | None):
-        """The picture under the button: its attachment, or drawn again from the seed."""
+    async def emoji_png(
+        self, interaction: discord.Interaction, state: ButtonState, source: discord.Message | None
+    ) -> bytes | Refusal:
+        """The picture under the button: its attachment, or drawn again from the seed (which
+        counts against the member's limits like any emoji they ask for)."""
         if source is not None:
             for attachment in source.attachments:
                 if attachment.filename.endswith(".png"):
@@ -245,5 +329,7 @@ class EmojiCog(commands.Cog, name="Emoji"):
                     except discord.HTTPException as error:
                         log.info("attachment unreadable (%s); drawing it again", error)
         # Same seed, same mood: the same picture while the model version is the same.
-        reply = await self.service.generate(state.label, state.seed, "chosen", None, user_id=None)
+        reply = await self.emojis.generate(
+            state.label, state.seed, "chosen", None, **ids(interaction)
+        )
         return reply if isinstance(reply, Refusal) else reply.png

@@ -27,12 +27,16 @@ from worker.retraining.job import (
     retrain,
     run_job,
 )
+from worker.retraining.queue import RetrainEvent, RetrainQueue, RetrainRequest
 from worker.retraining.settings import RetrainSettings
 
 __all__ = [
     "Comparison",
     "Progress",
     "RetrainError",
+    "RetrainEvent",
+    "RetrainQueue",
+    "RetrainRequest",
     "RetrainSettings",
     "RetrainSpec",
     "UploadRefused",

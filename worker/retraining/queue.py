@@ -119,6 +119,38 @@ async def read_events(
     ]
 
 
+class RetrainQueue:
+    """The requester's half as one object: queue jobs and follow their progress.
+
+    What a front end (the Discord bot) holds instead of a Redis client: it owns its own
+    connection, so callers never reach into a transport for one.
+    """
+
+    def __init__(self, settings, redis_client=None) -> None:
+        """`settings`: RetrainSettings (queue prefix, Redis URL, upload limit)."""
+        if redis_client is None:
+            import redis.asyncio as aioredis
+
+            redis_client = aioredis.Redis.from_url(settings.redis_url)
+        self.redis = redis_client
+        self.prefix = settings.queue_prefix
+        self.max_upload_bytes = settings.retrain_max_upload_bytes
+
+    async def submit(self, upload: bytes, **request_fields) -> RetrainRequest:
+        """Queue `upload` (a zip); MoodmojiError if it is over the upload limit."""
+        return await submit_retrain(
+            self.redis, self.prefix, upload, self.max_upload_bytes, **request_fields
+        )
+
+    async def events(
+        self, request_id: str, after: str = "0-0", block_ms: int = 1000
+    ) -> list[tuple[str, RetrainEvent]]:
+        return await read_events(self.redis, self.prefix, request_id, after, block_ms)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
