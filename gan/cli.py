@@ -147,7 +147,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--data",
         type=Path,
         default=default_data,
-        help="an RGBA run saved without a shape gate (older code): fit it on these images",
+        help="an RGBA run saved without a shape gate, or with one of older code "
+        "(fewer measures): fit it on these images",
     )
     p.set_defaults(handler=export_command)
 
@@ -353,7 +354,10 @@ def export_command(args: argparse.Namespace) -> int:
     gate = None
     payload = load_checkpoint(source)
     config = checkpoint_config(payload)
-    if config.channels == 4 and not payload.get("gate"):
+    from gan.gate import GATE_MEASURES
+
+    # A gate saved by older code lacks a measure (or the run has none): fit a whole one.
+    if config.channels == 4 and set(payload.get("gate") or {}) != GATE_MEASURES:
         from gan.data import load_label_images
         from gan.gate import fit_gate
 

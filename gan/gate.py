@@ -2,11 +2,15 @@
 
 A GAN trained on a dozen art styles has to map a connected latent space onto
 disconnected looks, so some latents land between them and draw a fragment: a
-few scattered blobs on transparency. The gate rejects a sample whose shape no
-real emoji has, by two measures of its alpha that are cheap and need no model:
+few scattered blobs on transparency, or a faint see-through face. The gate
+rejects a sample whose shape no real emoji has, by three measures that are
+cheap and need no model:
 
     coverage  share of the 64x64 pixels that are opaque (alpha > 1/2)
     solidity  share of the opaque pixels in the largest blob, holes filled
+    contrast  pixel standard deviation on white (mean over RGB, [-1, 1] scale):
+              a faint face, white strokes on transparency, shows as a blank
+              tile on Discord's light theme
 
 Thresholds are fitted on the training images (a low percentile of each
 measure), stored in the exported generator, and applied by `EmojiSampler`:
@@ -16,7 +20,7 @@ rejection sampling around the model; the paper's latent (adjustment layer and
 Uniform(-1, 1) shift) is untouched. Scores are reported with and without it.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 from torch import Tensor
@@ -28,11 +32,15 @@ PERCENTILE = 1.0  # a real emoji's shape fails the gate 1% of the time per measu
 class ShapeGate:
     min_coverage: float
     min_solidity: float
+    min_contrast: float = 0.0  # 0: off, as in the gates of checkpoints saved before it
 
     def passes(self, images: Tensor) -> np.ndarray:
         """(N,) bools for (N, 4, H, W) RGBA images in [-1, 1]."""
         coverage, solidity = shape_measures(images)
-        return (coverage >= self.min_coverage) & (solidity >= self.min_solidity)
+        passed = (coverage >= self.min_coverage) & (solidity >= self.min_solidity)
+        if self.min_contrast:
+            passed &= contrast_on_white(images) >= self.min_contrast
+        return passed
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -54,9 +62,22 @@ def shape_measures(images: Tensor) -> tuple[np.ndarray, np.ndarray]:
     return coverage, solidity
 
 
+GATE_MEASURES = {field.name for field in fields(ShapeGate)}
+
+
+def contrast_on_white(images: Tensor) -> np.ndarray:
+    """(N,) pixel standard deviation of (N, 4, H, W) RGBA images composited on white."""
+    from gan.data import composite
+
+    flat = composite(images.detach().float().cpu())
+    return flat.std(dim=(2, 3)).mean(dim=1).numpy()
+
+
 def fit_gate(real: Tensor, percentile: float = PERCENTILE) -> ShapeGate:
     """Thresholds from (N, 4, H, W) real RGBA images: the `percentile` of each measure."""
     coverage, solidity = shape_measures(real)
     return ShapeGate(
-        float(np.percentile(coverage, percentile)), float(np.percentile(solidity, percentile))
+        float(np.percentile(coverage, percentile)),
+        float(np.percentile(solidity, percentile)),
+        float(np.percentile(contrast_on_white(real), percentile)),
     )

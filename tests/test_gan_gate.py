@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from gan import EmojiSampler, export_generator, load_checkpoint, load_label_images, train
-from gan.gate import ShapeGate, fit_gate, shape_measures
+from gan.gate import ShapeGate, contrast_on_white, fit_gate, shape_measures
 
 
 def blobs(*boxes: tuple[int, int, int, int]) -> torch.Tensor:
@@ -28,9 +28,23 @@ def test_the_measures_of_a_face_and_of_fragments():
 def test_a_gate_fitted_on_real_faces_passes_them_and_stops_fragments(procedural_data):
     real = load_label_images(procedural_data, "positive", alpha=True)
     gate = fit_gate(real)
-    assert gate.passes(real).mean() >= 0.95
+    # At the 1st percentile each measure fails at most the lowest of these 24 faces.
+    assert gate.passes(real).sum() >= len(real) - 3
     fragments = blobs((4, 4, 12, 12), (40, 10, 50, 20))
     assert not gate.passes(torch.cat([fragments, torch.full_like(fragments, -1)])).any()
+
+
+def test_a_faint_face_fails_on_contrast_where_a_drawn_one_passes():
+    drawn = blobs((8, 8, 56, 56))
+    drawn[0, :3, 30:34, 16:48] = -1.0  # a black mouth on the yellow face
+    faint = drawn.clone()
+    faint[0, :3] = 0.9  # white strokes on transparency: near blank on white
+    contrast = contrast_on_white(torch.cat([drawn, faint]))
+    assert contrast[0] > 0.5 > 0.1 > contrast[1]
+    gate = ShapeGate(min_coverage=0.1, min_solidity=0.5, min_contrast=0.3)
+    assert gate.passes(torch.cat([drawn, faint])).tolist() == [True, False]
+    # A gate of older code (no contrast threshold) lets both through.
+    assert ShapeGate(min_coverage=0.1, min_solidity=0.5).passes(faint).tolist() == [True]
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +91,16 @@ def test_a_request_the_gate_never_satisfies_still_gets_its_emojis(rgba_run):
     [images] = gated.sample_tensor([(3, 2)])
     assert images.shape == (2, 4, 64, 64)
     assert torch.allclose(images, raw.sample_tensor([(3, 2)])[0], atol=1e-5)  # first rejects
+
+
+def test_export_refits_a_gate_saved_by_older_code(rgba_run, procedural_data, tmp_path):
+    from gan.checkpoint import save_checkpoint
+    from moodmoji.cli import main
+
+    payload = load_checkpoint(rgba_run)
+    payload["gate"] = {"min_coverage": 0.0, "min_solidity": 0.0}  # before min_contrast
+    older = save_checkpoint(payload, tmp_path / "older.pt")
+    out = tmp_path / "positive.pt"
+    assert main(["export", str(older), "--out", str(out), "--data", str(procedural_data)]) == 0
+    expected = fit_gate(load_label_images(procedural_data, "positive", alpha=True)).to_dict()
+    assert load_checkpoint(out)["gate"] == expected and expected["min_contrast"] > 0
