@@ -13,7 +13,12 @@ import torch
 
 from moodmoji.device import resolve_device
 from moodmoji.errors import MoodmojiError
-from sentiment.encoder import SentenceEncoder, limit_cpu_threads, packaged_encoder_dir
+from sentiment.encoder import (
+    OnnxSentenceEncoder,
+    SentenceEncoder,
+    limit_cpu_threads,
+    packaged_encoder_dir,
+)
 from sentiment.features import build_features
 from sentiment.head import load_head
 from sentiment.settings import SentimentSettings
@@ -32,18 +37,37 @@ class Backend(Protocol):
 
 class MiniLMBackend:
     name = "minilm"
-    classes = ("positive", "negative")
+    classes = ("positive", "negative", "neutral")
 
     def __init__(self, settings: SentimentSettings):
         self.head, self.metadata = load_head(settings.sentiment_head_dir)
         self.device = resolve_device(settings.resolved_device)
         limit_cpu_threads(self.device, settings.sentiment_cpu_threads)
-        self.encoder = SentenceEncoder(
-            settings.sentiment_encoder_dir or packaged_encoder_dir(),
-            self.device,
-            max_length=settings.sentiment_max_length,
-            batch_size=settings.sentiment_batch_size,
-        )
+        folder = settings.sentiment_encoder_dir or packaged_encoder_dir()
+        runtime = settings.sentiment_runtime
+        if runtime == "auto":
+            runtime = "onnx" if self.device.type == "cpu" else "torch"
+        if runtime == "onnx" and self.device.type != "cpu":
+            raise MoodmojiError(
+                f"MOODMOJI_SENTIMENT_RUNTIME=onnx runs on the cpu only, not {self.device}; "
+                "use runtime torch (or auto) there"
+            )
+        self.runtime = runtime
+        if runtime == "onnx":
+            self.encoder: SentenceEncoder = OnnxSentenceEncoder(
+                folder,
+                settings.sentiment_cache_dir,
+                threads=settings.sentiment_cpu_threads,
+                max_length=settings.sentiment_max_length,
+                batch_size=settings.sentiment_batch_size,
+            )
+        else:
+            self.encoder = SentenceEncoder(
+                folder,
+                self.device,
+                max_length=settings.sentiment_max_length,
+                batch_size=settings.sentiment_batch_size,
+            )
         if self.encoder.dimension + 4 != self.metadata.in_features:
             raise MoodmojiError(
                 f"the head in {settings.sentiment_head_dir} expects {self.metadata.in_features} "
@@ -57,8 +81,12 @@ class MiniLMBackend:
 
     @torch.inference_mode()
     def polarity_scores(self, cleaned_texts: list[str]) -> list[dict[str, float]]:
-        features = build_features(self.encoder, cleaned_texts).to(self.device)
-        probabilities = self.head(features).cpu().tolist()
+        return self.scores_from_features(build_features(self.encoder, cleaned_texts))
+
+    @torch.inference_mode()
+    def scores_from_features(self, features: torch.Tensor) -> list[dict[str, float]]:
+        """The head's answer for features already built (evaluation reuses cached ones)."""
+        probabilities = self.head(features.to(self.device)).cpu().tolist()
         order = self.metadata.labels
         return [dict(zip(order, row, strict=True)) for row in probabilities]
 

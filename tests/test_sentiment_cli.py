@@ -3,7 +3,7 @@
 import pytest
 
 from moodmoji.cli import build_parser, main
-from sentiment.evaluate import Scored, results_table, write_results
+from sentiment.evaluate import Labels, Row, chat_table, corpus_table, write_results
 
 
 @pytest.mark.parametrize(
@@ -52,16 +52,32 @@ def test_eval_results_replace_only_their_section(tmp_path):
     assert "first run" not in text and "| 1 |" not in text
 
 
-def test_results_table_scores_clear_rows_binary_and_all_rows_three_way():
-    scored = Scored(
-        name="toy",
-        truth=["positive", "negative", "neutral"],
-        ours_binary=["positive", "negative", "positive"],
-        ours_three_way=["positive", "negative", "neutral"],
-        vader_binary=["negative", "negative", "positive"],
-        vader_three_way=["neutral", "negative", "neutral"],
+def test_tables_score_polar_rows_binary_all_rows_three_way_and_count_abstentions():
+    truth = ["positive", "negative", "neutral", "neutral"]
+    ours = Labels(
+        truth,
+        ["positive", "neutral", "neutral", "negative"],
+        ["positive", "negative", "positive", "negative"],
     )
-    row = results_table([scored]).splitlines()[-1]
-    # VADER, binary on the two clear rows: positive F1 0, negative F1 2/3 -> 0.333.
-    # VADER, three-way: positive 0, negative 1, neutral 2/3 -> 0.556.
-    assert row == "| toy | 2 | 1.000 | 0.333 | +66.7 | 1.000 | 0.500 | 3 | 1.000 | 0.556 |"
+    vader = Labels(
+        truth,
+        ["neutral", "negative", "neutral", "neutral"],
+        ["negative", "negative", "positive", "positive"],
+    )
+    left_out = Labels(
+        truth,
+        ["positive", "negative", "neutral", "neutral"],
+        ["positive", "negative", "negative", "negative"],
+    )
+    row = corpus_table([Row("toy", ours, vader, left_out)]).splitlines()[-1]
+    # Ours, 3-way: positive F1 1, negative 0 (said once, wrongly), neutral 1/2 -> 0.500;
+    # VADER: positive 0, negative 1, neutral 4/5 -> 0.600. Abstains: ours 1 of 2, VADER 1 of 2.
+    assert row == ("| toy | 4 | 1.000 | 0.500 | 0.500 | 0.600 | 0.500 | 0.500 | 1.000 | 1.000 |")
+    chat = chat_table([Row("chat toy", ours, vader)]).splitlines()[-1]
+    # False alarms: neutral messages given a mood; ours 1 of 2, VADER 0 of 2.
+    assert chat == "| toy | 4 | 0.500 | 0.600 | 1.000 | 0.500 | 0.500 | 0.000 |"
+
+
+def test_bench_and_eval_take_no_write():
+    assert build_parser().parse_args(["bench", "sentiment", "--no-write"]).no_write
+    assert build_parser().parse_args(["sentiment", "eval", "--no-write"]).no_write

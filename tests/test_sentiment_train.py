@@ -1,15 +1,18 @@
 """Head training on small synthetic features, the head's file round trip, the feature cache."""
 
+from dataclasses import dataclass
+
 import pytest
 import torch
 
 from sentiment.encoder import SentenceEncoder, packaged_encoder_dir
 from sentiment.features import cached_features
-from sentiment.head import DOMAINS, LABELS, HeadMetadata, load_head, save_head
+from sentiment.head import LABELS, HeadMetadata, load_head, save_head
 from sentiment.train import (
-    Examples,
     HeadTraining,
     calibrate_neutral_threshold,
+    examples,
+    fit,
     fit_head,
     head_probabilities,
 )
@@ -27,52 +30,109 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
-def _examples(count: int, seed: int) -> Examples:
-    """Embeddings whose first component carries the mood and second the domain; VADER columns
-    follow the mood on "tweets" only, as the real lexicon roughly does."""
+@dataclass(frozen=True)
+class Text:
+    source: str
+    domain: str
+    polarity: str
+    split: str
+
+
+def _corpus(count: int, seed: int) -> tuple[list[Text], torch.Tensor]:
+    """Features whose first component carries the mood (-1, 0, +1 plus noise); the topic
+    "odd" has its mood in the second component instead, so only a head that saw it can read it."""
     generator = torch.Generator().manual_seed(seed)
-    moods = torch.randint(-1, 2, (count,), generator=generator)  # -1: near zero
-    domains = torch.randint(0, len(DOMAINS), (count,), generator=generator)
-    embedding = torch.randn(count, EMBEDDING, generator=generator) * 0.1
-    sign = torch.where(moods == 1, 1.0, torch.where(moods == 0, -1.0, 0.0))
-    embedding[:, 0] += sign
-    embedding[:, 1] += (domains == DOMAINS.index("tweets")).float() * 2
-    compound = torch.where(domains == 0, 0.6 * sign, 0.2 * torch.randn(count, generator=generator))
-    lexicon = torch.stack([compound, compound.clamp(min=0), (-compound).clamp(min=0),
-                           1 - compound.abs()], dim=1)  # fmt: skip
-    return Examples(torch.cat([embedding, lexicon], dim=1), moods, domains)
+    moods = torch.randint(0, 3, (count,), generator=generator)  # index in LABELS
+    features = torch.randn(count, EMBEDDING + 4, generator=generator) * 0.3
+    # Every other text is a tweet; half the tweets are about the topic "odd".
+    topics = ["odd" if i % 4 == 1 else "plain" for i in range(count)]
+    splits = ["train", "train", "train", "validation", "test"]
+    texts = []
+    for i in range(count):
+        column = 1 if topics[i] == "odd" else 0
+        features[i, column] += float(moods[i]) - 1.0
+        source = "crowdflower" if i % 2 else "hutto"
+        texts.append(Text(source, topics[i], LABELS[int(moods[i])], splits[i % 5]))
+    return texts, features
 
 
-def test_fit_head_learns_the_mood_and_a_usable_neutral_band(tmp_path):
-    train, validation = _examples(800, seed=1), _examples(300, seed=2)
-    head, score = fit_head(
-        train,
-        validation,
-        HeadTraining(hidden=8, epochs=10, batch_size=32, learning_rate=1e-2, gate_steps=100),
-        seed=4,
-    )
-    assert score > 0.9
-    assert float(head.lexicon_scale) > 1.0  # tweets' compound does predict their mood
-    probabilities = head_probabilities(head, validation.features)
-    polarities = [LABELS[m] if m >= 0 else "neutral" for m in validation.moods.tolist()]
-    threshold, three_way = calibrate_neutral_threshold(probabilities, polarities)
-    assert 0.5 < threshold < 0.96
-    assert three_way > 0.6  # well above the 1/3 of guessing
+def test_fit_head_learns_three_classes_and_round_trips(tmp_path):
+    texts, features = _corpus(1500, seed=1)
+    config = HeadTraining(hidden=8, epochs=15, batch_size=32, learning_rate=1e-2)
+    train_set = examples(texts, features, "train")
+    validation_set = examples(texts, features, "validation")
+    head, score = fit_head(train_set, validation_set, config, seed=4)
+    assert score > 0.8  # guessing scores 1/3
+    probabilities = head_probabilities(head, validation_set.features)
+    truth = [LABELS[i] for i in validation_set.labels.tolist()]
+    threshold, three_way = calibrate_neutral_threshold(probabilities, truth)
+    assert 1 / 3 <= threshold <= 0.9
+    assert three_way >= score - 1e-9  # the band never makes the validation score worse
 
     metadata = HeadMetadata(EMBEDDING + 4, 8, threshold, "test", 32)
     save_head(head, metadata, tmp_path)
     loaded, loaded_metadata = load_head(tmp_path)
     assert loaded_metadata == metadata
     with torch.no_grad():
-        assert torch.equal(loaded(validation.features), head(validation.features))
+        assert torch.equal(loaded(validation_set.features), head(validation_set.features))
 
 
-def test_features_are_cached_per_texts(tmp_path):
+def test_classes_weigh_the_same_within_each_source():
+    texts = [Text("hutto", "d", "neutral", "train")] * 6 + [Text("hutto", "d", "positive", "train")]
+    texts += [Text("crowdflower", "t", "negative", "train")] * 3
+    batch = examples(texts, torch.zeros(len(texts), 4), "train")
+    hutto, tweets = batch.weights[:7], batch.weights[7:]
+    assert float(hutto[:6].sum()) == pytest.approx(float(hutto[6]))
+    assert float(hutto.sum()) == pytest.approx(7 / 3 * 2)  # two of three classes present
+    assert float(tweets.sum()) == pytest.approx(3 / 3)
+
+
+def test_leaving_a_topic_out_of_training_costs_that_topic():
+    texts, features = _corpus(1500, seed=2)
+    config = HeadTraining(hidden=8, epochs=15, batch_size=32, learning_rate=1e-2)
+    odd_test = [
+        i
+        for i, t in enumerate(texts)
+        if t.split == "test" and t.domain == "odd" and t.source == "crowdflower"
+    ]
+    truth = [LABELS.index(texts[i].polarity) for i in odd_test]
+
+    def accuracy_on_odd(leave_out):
+        head, _, summary = fit(texts, features, config, seed=4, leave_out=leave_out)
+        guessed = head(features[odd_test]).argmax(-1).tolist()
+        return sum(g == t for g, t in zip(guessed, truth, strict=True)) / len(truth), summary
+
+    seen, seen_summary = accuracy_on_odd(None)
+    unseen, unseen_summary = accuracy_on_odd("odd")
+    assert unseen_summary["train_texts"] < seen_summary["train_texts"]
+    assert seen > unseen + 0.2
+
+
+def test_features_are_cached_per_texts_and_resume_from_chunks(tmp_path, monkeypatch):
+    import sentiment.features as module
+
     encoder = SentenceEncoder(packaged_encoder_dir(), torch.device("cpu"), 32, 8)
     texts = ["great stuff", "awful", "meeting at noon"]
-    first = cached_features(encoder, texts, tmp_path)
+    first = cached_features(encoder, texts, tmp_path, chunk=2)
     assert first.shape == (3, encoder.dimension + 4)
-    assert len(list(tmp_path.glob("features-*.pt"))) == 1
+    assert len(list(tmp_path.glob("*.pt"))) == 1  # the chunks are folded into one file
     assert torch.equal(cached_features(encoder, texts, tmp_path), first)
-    cached_features(encoder, [*texts, "one more"], tmp_path)
-    assert len(list(tmp_path.glob("features-*.pt"))) == 2
+
+    # A run that dies in its second chunk keeps the first; the rerun embeds only the rest.
+    real, calls = module.build_features, []
+
+    def dies_on_second_chunk(encoder, chunk):
+        calls.append(list(chunk))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(encoder, chunk)
+
+    more = [*texts, "one more"]
+    monkeypatch.setattr(module, "build_features", dies_on_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        cached_features(encoder, more, tmp_path / "run", chunk=2)
+    monkeypatch.setattr(module, "build_features", lambda e, c: calls.append(list(c)) or real(e, c))
+    resumed = cached_features(encoder, more, tmp_path / "run", chunk=2)
+    assert calls == [more[:2], more[2:], more[2:]]
+    assert torch.allclose(resumed[:3], first, atol=1e-5)
+    assert len(list((tmp_path / "run").glob("*.pt"))) == 1
