@@ -90,10 +90,15 @@ class EmojiSampler:
                 break
             latents = [self.generator.sample_latent(n, streams[i]) for i, n in need]
             images = self.generator(cat_latents(latents).to(self.device)).float().cpu()
-            for (i, n), chunk in zip(need, images.split([n for _, n in need]), strict=True):
-                passed = self.gate.passes(chunk) if self.gate else [True] * n
-                for image, ok in zip(chunk, passed, strict=True):
+            # One gate call for the whole forward pass, not one per request in it.
+            passed = self.gate.passes(images).tolist() if self.gate else [True] * len(images)
+            start = 0
+            for i, n in need:
+                for image, ok in zip(
+                    images[start : start + n], passed[start : start + n], strict=True
+                ):
                     (kept if ok else rejected)[i].append(image)
+                start += n
         return [
             torch.stack((kept[i] + rejected[i])[:count]) for i, (_, count) in enumerate(requests)
         ]

@@ -241,24 +241,14 @@ class Recorder:
             }
             for i in range(files)
         ]
-        payload = {
-            "id": str(message_id),
-            "channel_id": str(channel_id),
-            "author": user_payload(BOT_ID, "moodmoji", True),
-            "content": content or "",
-            "timestamp": TIMESTAMP,
-            "edited_timestamp": None,
-            "tts": False,
-            "mention_everyone": False,
-            "mentions": [],
-            "mention_roles": [],
-            "attachments": attachments,
-            "embeds": [],
-            "pinned": False,
-            "type": 0,
-            "flags": 0,
-            "components": components or [],
-        }
+        payload = message_payload(
+            message_id,
+            channel_id,
+            user_payload(BOT_ID, "moodmoji", True),
+            content or "",
+            attachments=attachments,
+            components=components or [],
+        )
         self.messages[message_id] = payload
         return payload
 
@@ -445,26 +435,34 @@ class Harness:
         return self._base(guild, user_id, 5, data, **kw)
 
     def chat_message(self, guild: Guild, author_id: int, content: str) -> dict:
-        return {
-            "id": str(new_id()),
-            "channel_id": str(guild.channel_id),
-            "guild_id": str(guild.id),
-            "author": user_payload(author_id),
-            "member": {k: v for k, v in member_payload(author_id).items() if k != "user"},
-            "content": content,
-            "timestamp": TIMESTAMP,
-            "edited_timestamp": None,
-            "tts": False,
-            "mention_everyone": False,
-            "mentions": [],
-            "mention_roles": [],
-            "attachments": [],
-            "embeds": [],
-            "pinned": False,
-            "type": 0,
-            "flags": 0,
-            "components": [],
-        }
+        payload = message_payload(new_id(), guild.channel_id, user_payload(author_id), content)
+        payload["guild_id"] = str(guild.id)
+        payload["member"] = {k: v for k, v in member_payload(author_id).items() if k != "user"}
+        return payload
+
+
+def message_payload(
+    message_id: int, channel_id: int, author: dict, content: str, attachments=(), components=()
+) -> dict:
+    """A message object as the gateway and the REST API send it."""
+    return {
+        "id": str(message_id),
+        "channel_id": str(channel_id),
+        "author": author,
+        "content": content,
+        "timestamp": TIMESTAMP,
+        "edited_timestamp": None,
+        "tts": False,
+        "mention_everyone": False,
+        "mentions": [],
+        "mention_roles": [],
+        "attachments": list(attachments),
+        "embeds": [],
+        "pinned": False,
+        "type": 0,
+        "flags": 0,
+        "components": list(components),
+    }
 
 
 def _option(name: str, value) -> dict:
