@@ -477,3 +477,16 @@ def test_the_redis_deployed_is_one_whose_group_lag_survives_an_aof_restart():
         version = image.split(":")[1].split("-")[0]
         assert version.count(".") == 2, f"{image}: pin an exact release"
         assert tuple(int(part) for part in version.split(".")) >= (7, 4, 0), image
+
+
+def test_the_gpu_worker_asks_for_the_cores_its_encoding_pool_is_sized_by():
+    [worker] = [w for w in workloads() if w["metadata"]["name"] == "moodmoji-worker"]
+    [container] = worker["spec"]["template"]["spec"]["containers"]
+    resources = container["resources"]
+    # The CPU limit is the cgroup quota `available_cpus` reads; a request below it would let
+    # the pod land where those cores are not free.
+    assert resources["requests"]["cpu"] == resources["limits"]["cpu"]
+    assert int(resources["limits"]["cpu"]) >= 8
+    assert resources["limits"]["nvidia.com/gpu"] == 1
+    env = container_env(container)
+    assert env["MOODMOJI_DEVICE"] == "cuda" and int(env["MOODMOJI_WORKER_MAX_BATCH"]) >= 256

@@ -101,6 +101,12 @@ class Transport(ABC):
     async def complete(self, delivery: Delivery, result: GenerateResult) -> None:
         """Store the result, send it to the request's reply_to, then acknowledge."""
 
+    async def complete_many(self, answers: list[tuple[Delivery, GenerateResult]]) -> None:
+        """`complete` for each (delivery, result), as one round trip where the queue can:
+        each answer keeps `complete`'s guarantees on its own."""
+        for delivery, result in answers:
+            await self.complete(delivery, result)
+
     @abstractmethod
     async def replay(self, delivery: Delivery, stored: GenerateResult) -> None:
         """Answer a request that was answered before from the stored result, and acknowledge."""

@@ -1,0 +1,187 @@
+"""The worker's speed ladder: each stage of serving an emoji alone, and its ceiling.
+
+    forward        the generator on latents already on the device, synchronised
+    + copy         latents from the CPU to the device and images back to host memory
+    + gate         per-request seeded latents and the shape gate, whose rejects ride in the
+                   next pass (`EmojiSampler.step`): what the sampling thread does
+    encode         resize and PNG-encode on `threads` threads at once (`encode_groups`)
+    answer         answers stored in Redis, one pipeline per batch (`complete_many`)
+
+Each figure is emojis/s of that stage on its own resources, so the slowest of the
+sampling, encoding and answering stages is the ceiling of a worker whose stages overlap
+(sampling thread, encoding pool and event loop run side by side). On a CPU those stages
+share the cores: `cpu_ceiling` adds their CPU time per emoji and divides the cores by it.
+`moodmoji bench worker` prints this ladder and measures the real worker against it.
+"""
+
+import asyncio
+import statistics
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import torch
+
+from gan.models import cat_latents
+from worker.service import encode_groups
+
+
+@dataclass(frozen=True)
+class Ladder:
+    batch: int
+    threads: int  # encoding threads
+    forward: float  # emojis/s
+    copy: float
+    gate: float
+    encode: float
+    encode_one_thread: float
+    answer: float | None  # None: no Redis measured
+
+    @property
+    def stages(self) -> dict[str, float]:
+        """The stages that run side by side in a worker, and their ceilings."""
+        stages = {"sampling": self.gate, "encoding": self.encode}
+        if self.answer:
+            stages["answering"] = self.answer
+        return stages
+
+    @property
+    def ceiling(self) -> tuple[str, float]:
+        """(stage, emojis/s) of the slowest stage."""
+        return min(self.stages.items(), key=lambda item: item[1])
+
+    def cpu_ceiling(self, cores: int) -> float:
+        """Emojis/s if every core were busy with the stages that cost CPU time per emoji:
+        sampling (on a CPU device), encoding on one thread, answering."""
+        seconds = (
+            1 / self.gate + 1 / self.encode_one_thread + (1 / self.answer if self.answer else 0)
+        )
+        return cores / seconds
+
+
+def _rate(step, emojis: int, seconds: float) -> float:
+    """Emojis/s of `step()`, which makes `emojis` of them, run for about `seconds`."""
+    step()  # warm up (and compile, where a compiled generator is used)
+    times, begin = [], time.perf_counter()
+    while time.perf_counter() - begin < seconds or len(times) < 3:
+        started = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - started)
+    return emojis / statistics.median(times)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_sampling(sampler, batch: int, seconds: float) -> tuple[float, float, float]:
+    """(forward, + copy, + gate) emojis/s of `sampler` at `batch` one-emoji requests."""
+    generator, device = sampler.generator, sampler.device
+    latent = cat_latents([generator.sample_latent(batch, torch.Generator().manual_seed(0))])
+    on_device = latent.to(device)
+
+    def forward():
+        sampler.draw(on_device, to_host=False)
+        _synchronize(device)
+
+    forward_rate = _rate(forward, batch, seconds)
+    copy_rate = _rate(lambda: sampler.draw(latent), batch, seconds)
+    return forward_rate, copy_rate, _steady_rate(sampler, batch, seconds)
+
+
+def _steady_rate(sampler, batch: int, seconds: float) -> float:
+    """Emojis/s finished by passes of `batch` one-emoji requests, as the worker runs them:
+    a request the gate sent back rides in the next pass beside fresh ones."""
+    seeds = iter(range(10**9))
+    pending, finished = [], 0
+    sampler.step([sampler.job(next(seeds), 1) for _ in range(batch)])  # warm up
+    begin = time.perf_counter()
+    while time.perf_counter() - begin < seconds or finished < batch:
+        pending += [sampler.job(next(seeds), 1) for _ in range(batch - len(pending))]
+        sampler.step(pending)
+        done = [job for job in pending if sampler.finished(job)]
+        finished += len(done)
+        pending = [job for job in pending if not sampler.finished(job)]
+    return finished / (time.perf_counter() - begin)
+
+
+def measure_encoding(images: torch.Tensor, size: int, level: int, threads: int, seconds: float):
+    """Emojis/s of resizing and PNG-encoding `images` on `threads` threads at once."""
+    groups = [(image[None], size) for image in images]
+    with ThreadPoolExecutor(threads) as pool:
+
+        def encode_all():
+            step = -(-len(groups) // threads)
+            chunks = [groups[i : i + step] for i in range(0, len(groups), step)]
+            list(pool.map(lambda chunk: encode_groups(chunk, level), chunks))
+
+        return _rate(encode_all, len(groups), seconds)
+
+
+async def measure_answering(settings, pngs: list[bytes], seconds: float) -> float:
+    """Answers/s of `complete_many` into Redis, batches of len(pngs) one-PNG answers,
+    on a scratch queue prefix that is deleted after."""
+    from worker.protocol import GenerateRequest, GenerateResult
+    from worker.redis_transport import RedisStreamsTransport
+    from worker.transport import Delivery
+
+    prefix = f"moodmoji-ladder-{uuid.uuid4().hex[:8]}"
+    transport = RedisStreamsTransport(settings.model_copy(update={"queue_prefix": prefix}))
+    try:
+        done, begin = 0, time.perf_counter()
+        while time.perf_counter() - begin < seconds:
+            answers = []
+            for png in pngs:
+                request = GenerateRequest(label="positive", seed=0, reply_to="ladder")
+                delivery = Delivery("0-1", "positive", request, request.to_json())
+                answers.append(
+                    (delivery, GenerateResult(request_id=request.request_id, images=[png]))
+                )
+            await transport.complete_many(answers)
+            done += len(answers)
+        return done / (time.perf_counter() - begin)
+    finally:
+        await transport.delete_queue()
+        await transport.close()
+
+
+def measure_ladder(
+    sampler, settings, batch: int, threads: int, size: int, seconds: float = 2.0, redis: bool = True
+) -> Ladder:
+    forward, copy, gate = measure_sampling(sampler, batch, seconds)
+    [images] = sampler.sample_tensor([(0, batch)])
+    level = settings.worker_png_level
+    encode = measure_encoding(images, size, level, threads, seconds)
+    encode_one = encode if threads == 1 else measure_encoding(images, size, level, 1, seconds)
+    answer = None
+    if redis:
+        pngs = [pngs[0] for pngs in encode_groups([(image[None], size) for image in images], level)]
+        answer = asyncio.run(measure_answering(settings, pngs, seconds))
+    return Ladder(batch, threads, forward, copy, gate, encode, encode_one, answer)
+
+
+def ladder_table(ladder: Ladder, cores: int) -> str:
+    stage, ceiling = ladder.ceiling
+    rows = [
+        ("forward (generator alone, on the device)", ladder.forward),
+        ("+ copy (latents in, images out)", ladder.copy),
+        ("+ gate (seeded latents, shape gate): the sampling thread", ladder.gate),
+        (f"encode: resize + PNG, {ladder.threads} thread(s)", ladder.encode),
+        ("encode: resize + PNG, 1 thread", ladder.encode_one_thread),
+    ]
+    if ladder.answer:
+        rows.append(("answer: Redis, one pipeline per batch", ladder.answer))
+    lines = [
+        f"| stage, batch {ladder.batch} | emojis/s | ms per emoji |",
+        "| --- | ---: | ---: |",
+    ]
+    lines += [f"| {name} | {rate:.0f} | {1000 / rate:.3f} |" for name, rate in rows]
+    lines += [
+        "",
+        f"Ceiling of one worker: {ceiling:.0f} emojis/s, set by {stage} (the slowest of the "
+        f"stages that overlap); with every stage sharing these {cores} cores: "
+        f"{ladder.cpu_ceiling(cores):.0f} emojis/s.",
+    ]
+    return "\n".join(lines)
