@@ -207,3 +207,22 @@ def test_the_ladder_measures_every_stage_and_names_the_slowest(redis_prefix, tin
     assert ladder.cpu_ceiling(2) > 0
     table = ladder_table(ladder, 2)
     assert f"set by {stage}" in table and table.count("\n| ") >= 6
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 4), (7, 5, 3), (128, 128, 4), (3, 64, 4)])
+def test_the_png_writer_is_lossless_for_rgb_and_rgba(shape):
+    from gan.png import encode_png
+
+    pixels = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+    decoded = Image.open(io.BytesIO(encode_png(pixels)))
+    assert decoded.mode == ("RGBA" if shape[2] == 4 else "RGB")
+    assert np.array_equal(np.asarray(decoded), pixels)
+
+
+def test_the_png_writer_refuses_what_it_cannot_write():
+    from gan.png import encode_png
+
+    with pytest.raises(ValueError, match="uint8"):
+        encode_png(np.zeros((4, 4, 4), np.float32))
+    with pytest.raises(ValueError, match="3 or 4"):
+        encode_png(np.zeros((4, 4, 2), np.uint8))
