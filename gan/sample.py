@@ -164,6 +164,9 @@ class EmojiSampler:
             latent = latent.pin_memory()
         latent = latent.to(self.device, non_blocking=True)
         autocast = self.precision != torch.float32
+        if self._compiled and self.device.type == "cuda":
+            # A new step for CUDA graphs: the last call's outputs were copied out already.
+            torch.compiler.cudagraph_mark_step_begin()
         with torch.autocast(self.device.type, dtype=self.precision, enabled=autocast):
             images = self._forward(latent)[:n].float()
         if not to_host or self.device.type != "cuda":

@@ -21,6 +21,7 @@ from worker_helpers import (
     running,
     samplers,
     tiny_models,
+    wait_for_workers,
 )
 
 from gan import EmojiSampler
@@ -133,6 +134,11 @@ async def test_a_lone_request_is_not_held_for_the_batch_wait(redis_prefix, sampl
             result = await client.generate("positive", seed=seed, size=64)
             assert time.monotonic() - started < 1.5
             assert result.timings.queued_ms < 1000
+        beats = await wait_for_workers(transport, ["w-lone"])
+    # The heartbeat says how the worker samples, for operators comparing workers.
+    beat = beats["w-lone"]
+    assert beat["device"] == "cpu" and beat["max_batch"] == settings.worker_max_batch
+    assert beat["precision"] in ("float32", "bfloat16") and beat["encode_threads"] >= 1
     await transport.close()
 
 

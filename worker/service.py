@@ -506,6 +506,7 @@ class SamplingService:
     # --- health ------------------------------------------------------------
 
     def health(self, queue_lag: dict[str, int]) -> dict:
+        sampler = next(iter(self.samplers.values()), None)
         return {
             "worker_id": self.worker_id,
             "host": socket.gethostname(),
@@ -515,6 +516,11 @@ class SamplingService:
             "models": {
                 label: getattr(sampler, "version", None) for label, sampler in self.samplers.items()
             },
+            # How it samples: what an operator compares across workers.
+            "device": str(getattr(sampler, "device", self.settings.device)),
+            "precision": str(getattr(sampler, "precision", "")).removeprefix("torch.") or None,
+            "max_batch": self.settings.worker_max_batch,
+            "encode_threads": self.encode_threads,
             "queue_lag": queue_lag,
             "batches": self.batches_served,
             "sampled": self.requests_sampled,
