@@ -232,3 +232,13 @@ def test_the_png_writer_refuses_what_it_cannot_write():
         encode_png(np.zeros((4, 4, 4), np.float32))
     with pytest.raises(ValueError, match="3 or 4"):
         encode_png(np.zeros((4, 4, 2), np.uint8))
+
+
+@pytest.mark.slow
+def test_a_compiled_generator_pads_batches_to_buckets_and_draws_the_same(tiny_models):
+    eager = EmojiSampler.from_checkpoint(tiny_models["positive"], "cpu")
+    compiled = EmojiSampler.from_checkpoint(tiny_models["positive"], "cpu", compile=True)
+    for n in (3, 5):  # padded to 4 and 8 inside, cut back to n
+        latent = cat_latents([eager.generator.sample_latent(n, torch.Generator().manual_seed(n))])
+        a, b = eager.draw(latent), compiled.draw(latent)
+        assert b.shape == a.shape and (a - b).abs().max() < 1e-4
