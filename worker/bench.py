@@ -133,20 +133,10 @@ def _spawn_workers(
 
 
 @contextlib.contextmanager
-def worker_processes(
-    settings,
-    registry,
-    count: int,
-    max_batch: int,
-    prefix: str,
-    threads: int,
-    source=None,
-    device: str = "cpu",
-):
-    """`count` worker processes for the block; stopped (killed if they hang) after it."""
-    processes = _spawn_workers(
-        settings, registry, count, max_batch, prefix, threads, source, device
-    )
+def worker_processes(*spawn_args, **spawn_kwargs):
+    """Worker processes (`_spawn_workers`'s arguments) for the block; stopped (killed if
+    they hang) after it."""
+    processes = _spawn_workers(*spawn_args, **spawn_kwargs)
     try:
         yield processes
     finally:
