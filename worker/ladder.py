@@ -34,6 +34,7 @@ class Ladder:
     forward: float  # emojis/s
     copy: float
     gate: float
+    host: float  # the sampling thread's own CPU work per emoji: latents and the gate
     encode: float
     encode_one_thread: float
     answer: float | None  # None: no Redis measured
@@ -89,6 +90,21 @@ def measure_sampling(sampler, batch: int, seconds: float) -> tuple[float, float,
     forward_rate = _rate(forward, batch, seconds)
     copy_rate = _rate(lambda: sampler.draw(latent), batch, seconds)
     return forward_rate, copy_rate, _steady_rate(sampler, batch, seconds)
+
+
+def measure_host_side(sampler, batch: int, seconds: float) -> float:
+    """Emojis/s of what the sampling thread does on the CPU besides the forward pass:
+    seeded latents per request and the shape gate. On a GPU, where the forward costs
+    next to nothing, this is the sampling thread's ceiling."""
+    images = sampler.draw(cat_latents([sampler.generator.sample_latent(batch)]))
+
+    def host():
+        jobs = [sampler.job(seed, 1) for seed in range(batch)]
+        cat_latents([sampler.generator.sample_latent(1, job.stream) for job in jobs])
+        if sampler.gate:
+            sampler.gate.passes(images)
+
+    return _rate(host, batch, seconds)
 
 
 def _steady_rate(sampler, batch: int, seconds: float) -> float:
@@ -151,6 +167,7 @@ def measure_ladder(
     sampler, settings, batch: int, threads: int, size: int, seconds: float = 2.0, redis: bool = True
 ) -> Ladder:
     forward, copy, gate = measure_sampling(sampler, batch, seconds)
+    host = measure_host_side(sampler, batch, seconds)
     [images] = sampler.sample_tensor([(0, batch)])
     level = settings.worker_png_level
     encode = measure_encoding(images, size, level, threads, seconds)
@@ -159,7 +176,7 @@ def measure_ladder(
     if redis:
         pngs = [pngs[0] for pngs in encode_groups([(image[None], size) for image in images], level)]
         answer = asyncio.run(measure_answering(settings, pngs, seconds))
-    return Ladder(batch, threads, forward, copy, gate, encode, encode_one, answer)
+    return Ladder(batch, threads, forward, copy, gate, host, encode, encode_one, answer)
 
 
 def ladder_table(ladder: Ladder, cores: int) -> str:
@@ -168,6 +185,7 @@ def ladder_table(ladder: Ladder, cores: int) -> str:
         ("forward (generator alone, on the device)", ladder.forward),
         ("+ copy (latents in, images out)", ladder.copy),
         ("+ gate (seeded latents, shape gate): the sampling thread", ladder.gate),
+        ("sampling thread's CPU work alone (latents, gate): its limit on a GPU", ladder.host),
         (f"encode: resize + PNG, {ladder.threads} thread(s)", ladder.encode),
         ("encode: resize + PNG, 1 thread", ladder.encode_one_thread),
     ]
