@@ -244,3 +244,14 @@ def test_a_compiled_generator_pads_batches_to_buckets_and_draws_the_same(tiny_mo
         latent = cat_latents([eager.generator.sample_latent(n, torch.Generator().manual_seed(n))])
         a, b = eager.draw(latent), compiled.draw(latent)
         assert b.shape == a.shape and (a - b).abs().max() < 1e-4
+
+
+async def test_a_read_that_must_not_wait_still_takes_what_is_queued_in_process():
+    from worker import InProcessTransport
+
+    transport = InProcessTransport()
+    assert await transport.fetch("positive", "w", 8, 0) == []
+    for seed in range(3):
+        await transport.submit(GenerateRequest(label="positive", seed=seed, reply_to="bot"))
+    taken = await transport.fetch("positive", "w", 8, 0)
+    assert [d.request.seed for d in taken] == [0, 1, 2]

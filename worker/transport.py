@@ -206,8 +206,15 @@ class InProcessTransport(Transport):
         self, label: str, consumer: str, max_count: int, block_ms: int
     ) -> list[Delivery]:
         queue = self._queue(label)
+        if block_ms <= 0 and queue.empty():  # a read that must not wait
+            return []
         try:
-            first = await asyncio.wait_for(queue.get(), block_ms / 1000)
+            # (With a timeout of 0, wait_for would cancel the get before it ran.)
+            first = (
+                queue.get_nowait()
+                if block_ms <= 0
+                else await asyncio.wait_for(queue.get(), block_ms / 1000)
+            )
         except TimeoutError:
             return []
         batch = [first]
