@@ -206,14 +206,15 @@ def test_available_cpus_counts_what_this_process_may_use():
 def test_the_ladder_measures_every_stage_and_names_the_slowest(redis_prefix, tiny_models):
     settings = queue_settings(redis_prefix)
     sampler = EmojiSampler.from_checkpoint(tiny_models["positive"], "cpu")
-    ladder = measure_ladder(sampler, settings, batch=4, threads=2, size=64, seconds=0.05)
+    ladder = measure_ladder(sampler, settings, batch=4, threads=2, size=64, seconds=0.05, cores=2)
     assert all(
         rate > 0 for rate in (ladder.forward, ladder.copy, ladder.gate, ladder.host, ladder.answer)
     )
     stage, ceiling = ladder.ceiling
     assert ceiling == min(ladder.stages.values()) and ladder.stages[stage] == ceiling
-    assert ladder.cpu_ceiling(2) > 0
-    table = ladder_table(ladder, 2)
+    cpu_time = 1 / ladder.gate + 1 / ladder.encode_one_thread + 1 / ladder.answer
+    assert ladder.stages["all 2 cores"] == pytest.approx(2 / cpu_time)
+    table = ladder_table(ladder)
     assert f"set by {stage}" in table and table.count("\n| ") >= 7
 
 

@@ -299,7 +299,7 @@ def run_worker_bench(args: argparse.Namespace, settings: WorkerSettings) -> int:
 
         threads = settings.worker_encode_threads or available_cpus()
         ladder = measure_ladder(sampler, settings, settings.worker_max_batch, threads, SIZE)
-        print(ladder_table(ladder, available_cpus()))
+        print(ladder_table(ladder))
         png = _png_table(sampler)
         print(png)
 
@@ -434,11 +434,10 @@ def _png_table(sampler, seconds: float = 1.0) -> str:
 
 def _ladder_report(ladder, settings) -> str:
     from worker.ladder import ladder_table
-    from worker.service import available_cpus
 
     return (
         f"The ladder at the worker's batch size ({settings.worker_max_batch}), each stage on "
-        "its own (worker/ladder.py):\n\n" + ladder_table(ladder, available_cpus())
+        "its own (worker/ladder.py):\n\n" + ladder_table(ladder)
     )
 
 

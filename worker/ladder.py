@@ -8,9 +8,10 @@
     answer         answers stored in Redis, one pipeline per batch (`complete_many`)
 
 Each figure is emojis/s of that stage on its own resources, so the slowest of the
-sampling, encoding and answering stages is the ceiling of a worker whose stages overlap
-(sampling thread, encoding pool and event loop run side by side). On a CPU those stages
-share the cores: `cpu_ceiling` adds their CPU time per emoji and divides the cores by it.
+sampling, encoding and answering stages bounds a worker whose stages overlap (sampling
+thread, encoding pool and event loop run side by side); and those stages share the
+cores, so their CPU time per emoji, added up, bounds it too. The lower bound is the
+ceiling the bench holds a real worker to.
 `moodmoji bench worker` prints this ladder and measures the real worker against it.
 """
 
@@ -31,6 +32,8 @@ from worker.service import encode_groups
 class Ladder:
     batch: int
     threads: int  # encoding threads
+    cores: int  # the cores the worker may use
+    on_cpu: bool  # the generator runs on the CPU (its forward costs CPU time)
     forward: float  # emojis/s
     copy: float
     gate: float
@@ -41,24 +44,21 @@ class Ladder:
 
     @property
     def stages(self) -> dict[str, float]:
-        """The stages that run side by side in a worker, and their ceilings."""
+        """The stages that run side by side in a worker, and their ceilings; and the cores,
+        which those stages share: every core busy with their CPU time per emoji."""
         stages = {"sampling": self.gate, "encoding": self.encode}
         if self.answer:
             stages["answering"] = self.answer
+        seconds = 1 / (self.gate if self.on_cpu else self.host) + 1 / self.encode_one_thread
+        if self.answer:
+            seconds += 1 / self.answer
+        stages[f"all {self.cores} cores"] = self.cores / seconds
         return stages
 
     @property
     def ceiling(self) -> tuple[str, float]:
-        """(stage, emojis/s) of the slowest stage."""
+        """(what sets it, emojis/s): the lowest of `stages`."""
         return min(self.stages.items(), key=lambda item: item[1])
-
-    def cpu_ceiling(self, cores: int) -> float:
-        """Emojis/s if every core were busy with the stages that cost CPU time per emoji:
-        sampling (on a CPU device), encoding on one thread, answering."""
-        seconds = (
-            1 / self.gate + 1 / self.encode_one_thread + (1 / self.answer if self.answer else 0)
-        )
-        return cores / seconds
 
 
 def _rate(step, emojis: int, seconds: float) -> float:
@@ -164,8 +164,19 @@ async def measure_answering(settings, pngs: list[bytes], seconds: float) -> floa
 
 
 def measure_ladder(
-    sampler, settings, batch: int, threads: int, size: int, seconds: float = 2.0, redis: bool = True
+    sampler,
+    settings,
+    batch: int,
+    threads: int,
+    size: int,
+    seconds: float = 2.0,
+    redis: bool = True,
+    cores: int | None = None,
 ) -> Ladder:
+    """Every stage of `sampler` at `batch`; `cores`: those the worker may use (default:
+    this process's, `available_cpus`)."""
+    from worker.service import available_cpus
+
     forward, copy, gate = measure_sampling(sampler, batch, seconds)
     host = measure_host_side(sampler, batch, seconds)
     [images] = sampler.sample_tensor([(0, batch)])
@@ -176,10 +187,14 @@ def measure_ladder(
     if redis:
         pngs = [pngs[0] for pngs in encode_groups([(image[None], size) for image in images], level)]
         answer = asyncio.run(measure_answering(settings, pngs, seconds))
-    return Ladder(batch, threads, forward, copy, gate, host, encode, encode_one, answer)
+    on_cpu = sampler.device.type == "cpu"
+    cores = cores or available_cpus()
+    return Ladder(
+        batch, threads, cores, on_cpu, forward, copy, gate, host, encode, encode_one, answer
+    )
 
 
-def ladder_table(ladder: Ladder, cores: int) -> str:
+def ladder_table(ladder: Ladder) -> str:
     stage, ceiling = ladder.ceiling
     rows = [
         ("forward (generator alone, on the device)", ladder.forward),
@@ -198,8 +213,9 @@ def ladder_table(ladder: Ladder, cores: int) -> str:
     lines += [f"| {name} | {rate:.0f} | {1000 / rate:.3f} |" for name, rate in rows]
     lines += [
         "",
-        f"Ceiling of one worker: {ceiling:.0f} emojis/s, set by {stage} (the slowest of the "
-        f"stages that overlap); with every stage sharing these {cores} cores: "
-        f"{ladder.cpu_ceiling(cores):.0f} emojis/s.",
+        "Ceiling of one worker, the lowest of: "
+        + ", ".join(f"{name} {rate:.0f}" for name, rate in ladder.stages.items())
+        + f" emojis/s (the cores: every one busy with the CPU time per emoji above). "
+        f"**{ceiling:.0f} emojis/s, set by {stage}.**",
     ]
     return "\n".join(lines)
