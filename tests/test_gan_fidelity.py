@@ -54,7 +54,8 @@ def test_a_copy_is_memorised_and_a_blend_is_not(faces_and_noise):
     faces = faces_and_noise[0]
     copy, blend = faces[:1], (faces[1:2] + faces[2:3]) / 2
     ratios = nearest_neighbour_ratios(torch.cat([copy, blend]), faces)
-    assert ratios[0] == 0.0
+    # Zero up to the rounding of |a|^2 + |b|^2 - 2ab, which depends on the BLAS (4e-7 here).
+    assert ratios[0] < 1e-4
     assert ratios[1] > 1 / 3
 
 

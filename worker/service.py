@@ -126,6 +126,7 @@ class _Draw:
     job: object
     started: float = 0.0  # when its first pass began
     sample_s: float = 0.0  # time in the passes it rode in
+    batch_size: int = 1  # requests in the pass that finished it
 
 
 class SamplingService:
@@ -353,6 +354,7 @@ class SamplingService:
         for draw in now_drawing:
             draw.sample_s += sample_s
             draw.started = draw.started or started
+            draw.batch_size = len(now_drawing)
             (finished if sampler.finished(draw.job) else unfinished).append(draw)
         self.requests_sampled += len(finished)
         answering = self._encode_and_answer(label, finished) if finished else None
@@ -420,7 +422,7 @@ class SamplingService:
                     queued_ms=max(0.0, (draw.started - request.created_at) * 1000),
                     sample_ms=draw.sample_s * 1000,
                     encode_ms=encode_ms,
-                    batch_size=len(draws),
+                    batch_size=draw.batch_size,
                 ),
             )
             answers += [(delivery, result) for delivery in draw.group]
