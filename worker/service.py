@@ -360,6 +360,11 @@ class SamplingService:
     # --- health ------------------------------------------------------------
 
     def health(self, queue_lag: dict[str, int]) -> dict:
+        devices = {
+            label: str(sampler.device)
+            for label, sampler in self.samplers.items()
+            if getattr(sampler, "device", None) is not None
+        }
         return {
             "worker_id": self.worker_id,
             "host": socket.gethostname(),
@@ -369,6 +374,11 @@ class SamplingService:
             "models": {
                 label: getattr(sampler, "version", None) for label, sampler in self.samplers.items()
             },
+            # What the models really run on ("auto" resolved), else what was asked for.
+            "device": ", ".join(sorted(set(devices.values()))) or str(self.settings.device),
+            "max_batch": self.settings.worker_max_batch,
+            # Where this worker's /metrics answers (0: nowhere), for the operator console.
+            "metrics_port": self.settings.worker_metrics_port,
             "queue_lag": queue_lag,
             "batches": self.batches_served,
             "sampled": self.requests_sampled,
@@ -385,6 +395,9 @@ class SamplingService:
                     lag[label] = await self.transport.queue_depth(label)
                     self.metrics.queue_depth.labels(label).set(lag[label])
                     await self.transport.trim(label)
+                # Every kind of dead letter (garbage, redelivered too often, poison), so an
+                # alert on this gauge growing sees them all; errors_total sees poison only.
+                self.metrics.dead_letters.set(await self.transport.dead_letter_count())
                 await self.transport.heartbeat(self.worker_id, self.health(lag), interval * 3)
             except Exception as error:
                 log.warning("heartbeat failed: %s", error)
