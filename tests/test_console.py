@@ -11,6 +11,7 @@ write the screenshots docs/operators.md shows (by default they go to pytest's tm
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -36,6 +37,7 @@ from worker_helpers import (
     unique_prefix,
 )
 
+from gan.checkpoint import load_checkpoint
 from worker import LABELS, ModelRegistry, RedisStreamsTransport, WorkerClient
 from worker.retraining import RetrainQueue, RetrainSettings
 from worker.retraining.queue import serve_retrain_jobs
@@ -72,8 +74,9 @@ def publish_versions(root: Path, tiny_models: dict[str, Path]) -> ModelRegistry:
     tiny = {"positive": tiny_models["positive"], "negative": tiny_models["negative"]}
     shipped = {label: SHIPPED / f"{label}.pt" for label in LABELS}
     registry.publish("v1", tiny, activate=True)
-    config = {"positive": {"model": "proposed", "ngf": 8, "ndf": 8, "epochs": 1}}
     for version, scores, checkpoints in (("v2", BETTER, shipped), ("v3", WORSE, tiny)):
+        # What a retrain records: each label's training configuration, from its checkpoint.
+        config = {label: load_checkpoint(path)["config"] for label, path in checkpoints.items()}
         registry.publish(
             version,
             checkpoints,
@@ -481,3 +484,9 @@ def test_a_stopped_worker_turns_its_row_to_a_warning(stack):
     browser.screenshot(stack.shots / "console-workers.png")
     # The token never reached the console's log.
     assert TOKEN not in stack.console_log.read_text()
+    # Nothing went wrong on the page in any view: the only errors it saw are the
+    # refusals these tests asked for (401 without a token, 409 from the gate).
+    unexpected = [
+        e for e in browser.errors if not re.search(r"status of (401|409) .*/api/models/", e)
+    ]
+    assert unexpected == []

@@ -139,9 +139,13 @@ function renderModels() {
     onclick: () => { state.selectedVersion = v.name; renderModels(); },
   }, el("div", {}, el("span", { class: "name" }, v.name), el("span", { class: `badge ${v.state}` }, v.state)), el("div", { class: "sub" }, scoreLine(v.metrics)))));
   const from = $("#retrain-from");
-  const chosen = from.value;
-  put(from, el("option", { value: "" }, "(train the live configuration from scratch)"), ...view.versions.filter((v) => v.state !== "discarded").map((v) => el("option", { value: v.name }, v.name)));
-  from.value = chosen;
+  const choices = view.versions.filter((v) => v.state !== "discarded").map((v) => v.name);
+  if (from.dataset.choices !== choices.join(" ")) { // rebuilt only when they change: an open list stays open
+    const chosen = from.value;
+    put(from, el("option", { value: "" }, "(train the live configuration from scratch)"), choices.map((name) => el("option", { value: name }, name)));
+    from.value = chosen;
+    from.dataset.choices = choices.join(" ");
+  }
   renderVersion(view.versions.find((v) => v.name === state.selectedVersion));
 }
 
@@ -157,6 +161,16 @@ function scoresTable(version) {
   }
   if (!rows.length) return el("p", { class: "muted" }, "No scores recorded (published by hand): promote says it was not compared.");
   return el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "label"), el("th", {}, "metric"), el("th", {}, isLive ? `${version.name} (live)` : version.name), isLive ? null : el("th", {}, `${state.models.active} (live)`))), el("tbody", {}, rows));
+}
+
+// One row per setting, one column per label: the labels' configurations side by side.
+function configTable(config) {
+  const labels = Object.keys(config);
+  const keys = [...new Set(labels.flatMap((label) => Object.keys(config[label] || {})))];
+  const shown = (value) => (typeof value === "object" && value !== null ? JSON.stringify(value) : String(value));
+  return el("div", { class: "scroll" }, el("table", { class: "config" },
+    el("thead", {}, el("tr", {}, el("th", {}, "setting"), labels.map((label) => el("th", {}, label)))),
+    el("tbody", {}, keys.map((key) => el("tr", {}, el("td", {}, key), labels.map((label) => el("td", { class: "num" }, key in (config[label] || {}) ? shown(config[label][key]) : "–")))))));
 }
 
 const sheetTimers = {};
@@ -210,7 +224,7 @@ function renderVersion(version) {
     version.files.length ? el("h2", { style: "margin-top:14px" }, "Published with it") : null,
     version.files.length ? el("div", { class: "sheets" }, version.files.map((name) => el("figure", {}, el("figcaption", {}, name), el("img", { src: `/api/models/${encodeURIComponent(version.name)}/files/${name}`, alt: name, style: "max-width:520px" })))) : null,
     el("h2", { style: "margin-top:14px" }, "Training configuration"),
-    Object.keys(version.config).length ? el("pre", {}, JSON.stringify(version.config, null, 1)) : el("p", { class: "muted" }, "Not recorded in meta.json (a hand-published version); the checkpoints carry it."),
+    Object.keys(version.config).length ? configTable(version.config) : el("p", { class: "muted" }, "Not recorded in meta.json (a hand-published version); the checkpoints carry it."),
     Object.keys(version.data).length ? el("pre", {}, JSON.stringify(version.data, null, 1)) : null,
   );
 }
