@@ -11,6 +11,7 @@ nor length leaks through timing), never logged, never sent back.
 """
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -80,10 +81,21 @@ class Actions:
                 continue  # not ours
         return found
 
+    @contextlib.asynccontextmanager
+    async def _refusals_recorded(self, action: str, by: str, version: str | None = None):
+        """A refusal from below (an unknown version, nothing to roll back) is logged as
+        this operator's failed action too, then answered as an error."""
+        try:
+            yield
+        except MoodmojiError as error:
+            await self._record(action, by, False, str(error), version=version)
+            raise
+
     async def promote(self, version: str, force: bool, by: str) -> dict:
-        verdict, previous = await asyncio.to_thread(
-            promote_checked, self.registry, version, force, by
-        )
+        async with self._refusals_recorded("promote", by, version):
+            verdict, previous = await asyncio.to_thread(
+                promote_checked, self.registry, version, force, by
+            )
         table = verdict.comparison.table() if verdict.comparison else None
         if not verdict.allowed:
             message = f"{version} not promoted: {verdict.reason}"
@@ -97,7 +109,8 @@ class Actions:
         )
 
     async def rollback(self, by: str) -> dict:
-        current, previous = await asyncio.to_thread(self.registry.rollback, by)
+        async with self._refusals_recorded("rollback", by):
+            current, previous = await asyncio.to_thread(self.registry.rollback, by)
         message = f"{previous} is live again (was {current})"
         return await self._record("rollback", by, True, message, version=previous)
 
@@ -105,7 +118,8 @@ class Actions:
         if version == self.registry.active_version():
             message = f"{version} is live; promote another version or roll back first"
             return await self._record("discard", by, False, message, version=version)
-        await asyncio.to_thread(self.registry.discard, version, by)
+        async with self._refusals_recorded("discard", by, version):
+            await asyncio.to_thread(self.registry.discard, version, by)
         message = f"{version} discarded; it stays in the registry but will not go live"
         return await self._record("discard", by, True, message, version=version)
 
@@ -113,9 +127,10 @@ class Actions:
         self, upload: bytes, by: str, from_version: str | None, labels: list[str]
     ) -> dict:
         labels = [label for label in labels if label in LABELS] or list(LABELS)
-        request = await self.retrain_queue.submit(
-            upload, requested_by=by, from_version=from_version or None, labels=labels
-        )
+        async with self._refusals_recorded("retrain", by, from_version):
+            request = await self.retrain_queue.submit(
+                upload, requested_by=by, from_version=from_version or None, labels=labels
+            )
         message = (
             f"retrain {request.request_id} queued ({', '.join(labels)}"
             f"{f', from {from_version}' if from_version else ''}); a retrain runner "

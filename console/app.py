@@ -33,7 +33,7 @@ from console.jobs import job_curves, job_dir, upload_sheet
 from console.models import SHOWN_FILES, models_view
 from console.sheets import SheetMaker
 from moodmoji.errors import MoodmojiError
-from worker import RedisStreamsTransport, RegistryError, registry_from_settings
+from worker import LABELS, RedisStreamsTransport, RegistryError, registry_from_settings
 from worker.retraining import RetrainQueue
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,8 @@ async def models(request: web.Request) -> web.Response:
 
 async def sheet(request: web.Request) -> web.StreamResponse:
     version, label = request.match_info["version"], request.match_info["label"]
+    if label not in LABELS:  # a label names a checkpoint file: nothing else may reach it
+        raise web.HTTPNotFound(reason=f"{label!r} is not a label ({', '.join(LABELS)})")
     path, state = await request.app["sheets"].sheet(version, label)
     if path is None:
         status = 202 if state == "drawing" else 500
