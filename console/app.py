@@ -21,14 +21,16 @@ job, 400 a refused request), never a traceback.
 """
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 
 import aiohttp
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from console.actions import Actions, NotAllowed, operator_for
-from console.fleet import FleetWatcher, close_quietly
+from console.fleet import FleetWatcher
 from console.jobs import job_curves, job_dir, upload_sheet
 from console.models import SHOWN_FILES, models_view
 from console.sheets import SheetMaker
@@ -218,8 +220,6 @@ async def _start(app: web.Application) -> None:
     app["transport"] = RedisStreamsTransport(settings)
     app["retrain_queue"] = RetrainQueue(settings)
     app["http"] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2))
-    import redis.asyncio as aioredis
-
     app["redis"] = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
     app["actions"] = Actions(settings, app["registry"], app["retrain_queue"], app["redis"])
     app["sheets"] = SheetMaker(settings, app["registry"])
@@ -230,9 +230,10 @@ async def _start(app: web.Application) -> None:
 async def _stop(app: web.Application) -> None:
     app["watch"].cancel()
     await asyncio.gather(app["watch"], return_exceptions=True)
-    await close_quietly(
-        app["http"].close, app["transport"].close, app["retrain_queue"].close, app["redis"].aclose
-    )
+    closers = (app["http"].close, app["transport"].close, app["retrain_queue"].close)
+    for close in (*closers, app["redis"].aclose):
+        with contextlib.suppress(Exception):  # a Redis already gone: nothing left to close
+            await close()
 
 
 def build_app(settings) -> web.Application:

@@ -15,7 +15,6 @@ and last sample, as Prometheus' `increase()` would compute them.
 """
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import math
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from console.jobs import job_summaries
 from worker import LABELS
 
 log = logging.getLogger(__name__)
@@ -188,8 +188,6 @@ class FleetWatcher:
             self.scrapes[worker_id] = scrape
 
     async def _jobs(self) -> list[dict]:
-        from console.jobs import job_summaries
-
         return await job_summaries(self.settings, self.retrain_queue)
 
     # --- what the page reads ----------------------------------------------------------
@@ -260,9 +258,3 @@ class FleetWatcher:
             "traffic": self.traffic(),
             "jobs": self.jobs,
         }
-
-
-async def close_quietly(*closers) -> None:
-    for close in closers:
-        with contextlib.suppress(Exception):
-            await close()

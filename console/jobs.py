@@ -17,8 +17,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from worker import LABELS
-from worker.retraining import read_state
-from worker.retraining.queue import JOB_ID
+from worker.retraining import JOB_ID, read_state
 
 RUN_LOG = "log.jsonl"  # gan.train's per-epoch log in each run-<label>/ (gan/training.py)
 DATA_FOLDER = "data"  # the imported upload (worker/retraining/data.py)

@@ -2,12 +2,11 @@
 discarded, ...), its scores, training configuration, files, and when and by whom it was
 promoted, all read from STATE.json and the versions' meta.json (no torch)."""
 
-from worker import ModelRegistry
+from worker import DEFAULT_VERSION, ModelRegistry
 from worker.retraining import compare
 
 SHOWN_FILES = ("samples.png", "curves.png")  # pictures a retrain publishes with a version
 CHANGES = ("promote", "rollback", "activate")  # history actions that make a version live
-DEFAULT_VERSION = "default"
 
 
 def version_state(version: str, active: str, rollback: list[str], meta: dict) -> str:

@@ -33,6 +33,10 @@ class SheetMaker:
         self._failed: dict[Path, str] = {}
         self._digests: dict[tuple, str] = {}
         self._one_at_a_time = asyncio.Semaphore(1)
+        # `nice` rather than a preexec_fn: the console runs threads, and a fork that runs
+        # Python code between fork and exec in a threaded process can deadlock.
+        nice = shutil.which("nice")
+        self._lower_priority = [nice, "-n", str(CHILD_NICENESS)] if nice else []
 
     def _digest(self, checkpoint: Path) -> str:
         stat = checkpoint.stat()
@@ -61,6 +65,7 @@ class SheetMaker:
             scratch = Path(tempfile.mkdtemp(dir=path.parent, prefix=".drawing-"))
             try:
                 process = await asyncio.create_subprocess_exec(
+                    *self._lower_priority,
                     sys.executable,
                     "-m",
                     "moodmoji.cli",
@@ -81,7 +86,6 @@ class SheetMaker:
                     stdout=asyncio.subprocess.DEVNULL,
                     stderr=asyncio.subprocess.PIPE,
                     env={**os.environ, "OMP_NUM_THREADS": "1"},
-                    preexec_fn=lambda: os.nice(CHILD_NICENESS),
                 )
                 _out, err = await process.communicate()
                 if process.returncode != 0:
