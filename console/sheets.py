@@ -1,10 +1,11 @@
 """Contact sheets of a version: `console_sheet_samples` emojis per label, drawn once.
 
-Sampling needs torch, which the console's web process keeps out of itself: a sheet is
-drawn by `moodmoji sample ... --grid` in a child process at low priority on the CPU, one
-at a time, and kept under `<cache_dir>/console-sheets/`, named by the checkpoint's
-content hash (versions are immutable, and the shipped `default` may change in place).
-Every version draws the same latents (`console_sheet_seed`), so sheets compare.
+Sampling needs torch, which the console's web process keeps out of itself: a version's
+sheets are drawn by `console.draw_sheets` in a child process at low priority on the CPU
+(all its labels in one, so torch is imported once), one version at a time, and kept
+under `<cache_dir>/console-sheets/`, named by the checkpoint's content hash (versions are
+immutable, and the shipped `default` may change in place). Every version draws the
+same latents (`console_sheet_seed`), so sheets compare.
 """
 
 import asyncio
@@ -13,14 +14,12 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from worker import ModelRegistry
 
 log = logging.getLogger(__name__)
 
-SHEET_PIXELS = 64  # the generators' native size: no upscaling on the sheet
 CHILD_NICENESS = 10
 
 
@@ -29,7 +28,7 @@ class SheetMaker:
         self.settings = settings
         self.registry = registry
         self.folder = Path(settings.cache_dir) / "console-sheets"
-        self._drawing: dict[Path, asyncio.Task] = {}
+        self._drawing: dict[str, asyncio.Task] = {}  # version -> its drawing
         self._failed: dict[Path, str] = {}
         self._digests: dict[tuple, str] = {}
         self._one_at_a_time = asyncio.Semaphore(1)
@@ -45,44 +44,41 @@ class SheetMaker:
             self._digests[key] = hashlib.sha256(checkpoint.read_bytes()).hexdigest()[:16]
         return self._digests[key]
 
+    def _sheets_of(self, version: str) -> dict[str, tuple[Path, Path]]:
+        """label -> (checkpoint, its sheet's place in the cache), for every label."""
+        found = {}
+        for label in self.registry.labels(version):
+            checkpoint = self.registry.checkpoint_path(label, version)
+            name = f"{label}-{self._digest(checkpoint)}-n{self.settings.console_sheet_samples}"
+            found[label] = (checkpoint, self.folder / f"{name}.png")
+        return found
+
     async def sheet(self, version: str, label: str) -> tuple[Path | None, str]:
         """(the sheet, "ready"), or (None, "drawing" / why it failed). Starts the drawing."""
-        checkpoint = await asyncio.to_thread(self.registry.checkpoint_path, label, version)
-        digest = await asyncio.to_thread(self._digest, checkpoint)
-        path = self.folder / f"{label}-{digest}-n{self.settings.console_sheet_samples}.png"
+        await asyncio.to_thread(self.registry.checkpoint_path, label, version)  # or refuse
+        sheets = await asyncio.to_thread(self._sheets_of, version)
+        path = sheets[label][1]
         if path.is_file():
             return path, "ready"
         if path in self._failed:
             return None, self._failed[path]
-        if path not in self._drawing:
-            self._drawing[path] = asyncio.create_task(self._draw(checkpoint, path))
+        if version not in self._drawing:
+            missing = [pair for pair in sheets.values() if not pair[1].is_file()]
+            self._drawing[version] = asyncio.create_task(self._draw(version, missing))
         return None, "drawing"
 
-    async def _draw(self, checkpoint: Path, path: Path) -> None:
+    async def _draw(self, version: str, sheets: list[tuple[Path, Path]]) -> None:
         async with self._one_at_a_time:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # Beside the cache, so the finished sheet is renamed in, never copied half-way.
-            scratch = Path(tempfile.mkdtemp(dir=path.parent, prefix=".drawing-"))
+            self.folder.mkdir(parents=True, exist_ok=True)
             try:
                 process = await asyncio.create_subprocess_exec(
                     *self._lower_priority,
                     sys.executable,
                     "-m",
-                    "moodmoji.cli",
-                    "sample",
-                    str(checkpoint),
-                    "-n",
+                    "console.draw_sheets",
                     str(self.settings.console_sheet_samples),
-                    "--seed",
                     str(self.settings.console_sheet_seed),
-                    "--size",
-                    str(SHEET_PIXELS),
-                    "--out",
-                    str(scratch / "emojis"),
-                    "--grid",
-                    str(scratch / "sheet.png"),
-                    "--device",
-                    "cpu",
+                    *(f"{checkpoint}={out}" for checkpoint, out in sheets),
                     stdout=asyncio.subprocess.DEVNULL,
                     stderr=asyncio.subprocess.PIPE,
                     env={**os.environ, "OMP_NUM_THREADS": "1"},
@@ -90,10 +86,8 @@ class SheetMaker:
                 _out, err = await process.communicate()
                 if process.returncode != 0:
                     lines = err.decode(errors="replace").strip().splitlines()
-                    self._failed[path] = f"could not draw the sheet: {lines[-1] if lines else '?'}"
-                    log.error("%s (%s)", self._failed[path], checkpoint)
-                    return
-                os.replace(scratch / "sheet.png", path)  # whole, or not there
+                    why = f"could not draw the sheet: {lines[-1] if lines else '?'}"
+                    log.error("%s (version %s)", why, version)
+                    self._failed.update({out: why for _checkpoint, out in sheets})
             finally:
-                shutil.rmtree(scratch, ignore_errors=True)
-                self._drawing.pop(path, None)
+                self._drawing.pop(version, None)
