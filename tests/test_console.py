@@ -490,3 +490,30 @@ def test_a_stopped_worker_turns_its_row_to_a_warning(stack):
         e for e in browser.errors if not re.search(r"status of (401|409) .*/api/models/", e)
     ]
     assert unexpected == []
+
+
+def test_rollback_and_discard_from_the_page_are_recorded_as_the_operators(stack):
+    browser = stack.browser
+    show(browser, "models")
+    browser.click("#rollback-btn")
+    confirm(browser)
+    assert "v1 is live again (was v2)" in banner(browser, "live again")
+    assert stack.registry.active_version() == "v1"
+    last = stack.registry.history()[-1]
+    assert (last["action"], last["to"], last["by"]) == ("rollback", "v1", "alice")
+
+    browser.click(".version-row[data-version='v3']")
+    browser.wait_for("document.querySelector('#promote-btn').textContent === 'Promote v3'")
+    browser.click("#discard-btn")
+    confirm(browser)
+    banner(browser, "v3 discarded")
+    assert stack.registry.meta("v3")["discarded_by"] == "alice"
+    browser.wait_for(
+        "document.querySelector(\".version-row[data-version='v3'] .badge\").textContent"
+        " === 'discarded'"
+    )
+    # From then on the gate refuses it, from the page as from the CLI.
+    browser.click("#promote-btn")
+    confirm(browser)
+    assert "was discarded on" in banner(browser, "not promoted")
+    assert stack.registry.active_version() == "v1"
