@@ -199,7 +199,8 @@ class Browser:
         )
         image = Image.open(BytesIO(base64.b64decode(shot["data"]))).convert("RGB")
         path.parent.mkdir(parents=True, exist_ok=True)
-        image.quantize(colours).save(path, optimize=True)
+        # Octree keeps the few pixels of a small coloured label; median cut greys them.
+        image.quantize(colours, method=Image.Quantize.FASTOCTREE).save(path, optimize=True)
         return path
 
     def close(self) -> None:

@@ -250,8 +250,9 @@ function renderQueue(fleet) {
   put($("#queue-cards"), ...cards);
   const clock = (x) => new Date(x * 1000).toISOString().slice(11, 19);
   lineChart($("#chart-rps"), [{ name: "requests/s", points: t.series.map((p) => [p.at, p.rps]) }], { xLabel: clock, yMin: 0 });
-  const labels = Object.keys(fleet.queue);
-  lineChart($("#chart-depth"), labels.map((label) => ({ name: label, points: t.series.map((p) => [p.at, p.depth[label] ?? 0]) })), { xLabel: clock, yMin: 0, yLabel: (y) => (Number.isInteger(y) ? y : y.toFixed(1)) });
+  const depthSeries = Object.keys(fleet.queue).map((label) => ({ name: label, points: t.series.map((p) => [p.at, p.depth[label] ?? 0]) }));
+  put($("#depth-legend"), legend(depthSeries));
+  lineChart($("#chart-depth"), depthSeries, { xLabel: clock, yMin: 0, yLabel: (y) => (Number.isInteger(y) ? y : y.toFixed(1)) });
   $("#dead-count").textContent = fleet.dead_letters.length ? `(${fleet.dead_letters.length})` : "(none)";
   put($("#dead-letters tbody"), ...(fleet.dead_letters.length ? fleet.dead_letters.map((d) => el("tr", { class: "dead-letter" },
     el("td", {}, ago(d.at)), el("td", {}, d.label), el("td", { class: "reason" }, d.reason), el("td", { class: "num" }, d.deliveries), el("td", {}, d.worker_id || "–"), el("td", {}, el("code", {}, d.payload))))
@@ -385,7 +386,10 @@ async function start() {
     $("#banner").hidden = true;
     checkToken();
   });
-  $("#rollback-btn").addEventListener("click", () => act("Roll back to the version the last promotion replaced?", "/api/rollback"));
+  $("#rollback-btn").addEventListener("click", () => {
+    const previous = state.models?.previous;
+    act(previous ? `Roll back from ${state.models.active} to ${previous}, the version the last promotion replaced?` : "Roll back? No promotion is recorded, so there may be nothing to go back to.", "/api/rollback");
+  });
   $("#retrain-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const form = new FormData(event.target);
