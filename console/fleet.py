@@ -204,6 +204,7 @@ class FleetWatcher:
                     "labels": info.get("labels") or [],
                     "version": info.get("model_version"),
                     "device": info.get("device"),
+                    "precision": info.get("precision"),
                     "max_batch": info.get("max_batch"),
                     "batches": info.get("batches"),
                     "sampled": info.get("sampled"),

@@ -31,6 +31,7 @@ _EXPORTS = {
     "build_discriminator": "gan.models",
     "build_generator": "gan.models",
     "EmojiSampler": "gan.sample",
+    "encode_emojis": "gan.sample",
     "png_bytes": "gan.sample",
     "sample_emojis": "gan.sample",
     "read_log": "gan.training",

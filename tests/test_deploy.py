@@ -526,3 +526,16 @@ def test_the_grafana_dashboard_parses_and_reads_only_exported_series():
         assert series_in(expression) <= known, expression
     read = set().union(*map(series_in, expressions))
     assert {"moodmoji_worker_latency_seconds_bucket", "moodmoji_worker_queue_depth"} <= read
+
+
+def test_the_gpu_worker_asks_for_the_cores_its_encoding_pool_is_sized_by():
+    [worker] = [w for w in workloads() if w["metadata"]["name"] == "moodmoji-worker"]
+    [container] = worker["spec"]["template"]["spec"]["containers"]
+    resources = container["resources"]
+    # The CPU limit is the cgroup quota `available_cpus` reads; a request below it would let
+    # the pod land where those cores are not free.
+    assert resources["requests"]["cpu"] == resources["limits"]["cpu"]
+    assert int(resources["limits"]["cpu"]) >= 8
+    assert resources["limits"]["nvidia.com/gpu"] == 1
+    env = container_env(container)
+    assert env["MOODMOJI_DEVICE"] == "cuda" and int(env["MOODMOJI_WORKER_MAX_BATCH"]) >= 256

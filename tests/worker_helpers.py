@@ -70,10 +70,21 @@ class PoisonedSampler:
     def __init__(self, sampler):
         self.sampler, self.version, self.label = sampler, sampler.version, sampler.label
 
-    def sample_batch(self, jobs, size):
-        if any(seed == 666 for seed, _count in jobs):
+    def job(self, seed, count):
+        return self.sampler.job(seed, count)
+
+    def finished(self, job):
+        return self.sampler.finished(job)
+
+    def step(self, jobs):
+        if any(job.seed == 666 for job in jobs):
             raise ValueError("latent exploded")
-        return self.sampler.sample_batch(jobs, size)
+        self.sampler.step(jobs)
+
+    def sample_tensor(self, requests):
+        if any(seed == 666 for seed, _count in requests):
+            raise ValueError("latent exploded")
+        return self.sampler.sample_tensor(requests)
 
 
 @pytest.fixture

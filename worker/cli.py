@@ -102,10 +102,26 @@ def register(subparsers) -> None:
 
 def register_bench(bench_subparsers) -> None:
     bench = bench_subparsers.add_parser(
-        "worker", help="emojis/s against batch size; end-to-end latency with 1 and 2 workers"
+        "worker",
+        help="emojis/s against batch size, the stage ladder and its ceiling, and one worker "
+        "end to end: lone requests, an offered load, a backlog",
     )
-    bench.add_argument("--rate", type=float, default=50.0, help="offered load, requests/s")
-    bench.add_argument("--seconds", type=float, default=20.0, help="duration of each load run")
+    bench.add_argument("--rate", type=float, default=200.0, help="offered load, requests/s")
+    bench.add_argument("--seconds", type=float, default=20.0, help="duration of the load run")
+    bench.add_argument("--lone", type=int, default=200, help="requests sent one at a time")
+    bench.add_argument("--drain", type=int, default=2000, help="requests of the backlog run")
+    bench.add_argument("--rounds", type=int, default=1, help="end-to-end rounds per side")
+    bench.add_argument(
+        "--device",
+        default="cpu",
+        help="where the generator runs: cpu, cuda (the GPU ladder: a section of its own)",
+    )
+    bench.add_argument(
+        "--compare-source",
+        type=Path,
+        help="another checkout (e.g. a git worktree of an older commit) whose workers are "
+        "measured end to end in the same run, interleaved with this checkout's",
+    )
     bench.add_argument(
         "--batch-sizes", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64], help="to measure"
     )

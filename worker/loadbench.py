@@ -60,7 +60,6 @@ from worker.bench import (
     _bench_checkpoint,
     _percentile,
     _spawn_workers,
-    delete_queue_keys,
     wait_for_workers,
     worker_processes,
 )
@@ -294,7 +293,7 @@ def _worker_processes(settings, registry: Path, count: int, plan: LoadPlan):
 async def _delete_keys(settings: WorkerSettings) -> None:
     transport = RedisStreamsTransport(settings)
     try:
-        await delete_queue_keys(transport, settings.queue_prefix)
+        await transport.delete_queue()
     finally:
         await transport.close()
 

@@ -1,10 +1,13 @@
 """The sampling service behind `moodmoji worker`: micro-batches requests through the GAN.
 
-One loop per label takes up to `worker_max_batch` requests from the transport, waits
-at most `worker_batch_wait_ms` for the batch to fill once the first one arrived, runs
-one generator forward pass for all of them (on a single sampling thread, so two labels
-never fight over the device), encodes PNGs on a thread pool off the event loop, and
-stores each result, which acknowledges the request.
+One loop per label takes every request waiting (up to `worker_max_batch`) in one read,
+and waits for more only when the arrival rate says one is due within
+`worker_batch_wait_ms` (a lone request never waits). It samples the batch in one
+generator forward pass on a single sampling thread (so two labels never fight over the
+device), then hands the images to a pool of threads that resize and PNG-encode them,
+and answers the whole batch in one round trip, which acknowledges each request. While a
+batch is encoded and answered the loop already samples the next one, up to
+`worker_batches_in_flight` batches at once.
 
 Around it: a registry watcher loads a newly activated model version in the background
 and swaps it in between batches (a batch in flight finishes on the model it started
@@ -13,12 +16,15 @@ requests; `request_stop()` (SIGTERM) lets the current batches finish, then retur
 """
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 
 from worker.metrics import WorkerMetrics
 from worker.protocol import ErrorCode, GenerateResult, Timings
@@ -30,19 +36,41 @@ log = logging.getLogger(__name__)
 
 
 def load_samplers(
-    registry: ModelRegistry, version: str, labels: list[str], device: str, gate: bool = True
+    registry: ModelRegistry,
+    version: str,
+    labels: list[str],
+    device: str,
+    gate: bool = True,
+    precision: str = "fp32",
+    compile: bool = False,
 ) -> dict[str, object]:
     """An `EmojiSampler` per label for `version`; imports torch, so only workers call it.
 
-    `gate`: keep the shape gate the checkpoints carry (`MOODMOJI_WORKER_SHAPE_GATE`)."""
+    `gate`: keep the shape gate the checkpoints carry (`MOODMOJI_WORKER_SHAPE_GATE`);
+    `precision`, `compile`: `MOODMOJI_WORKER_PRECISION`, `MOODMOJI_WORKER_COMPILE`."""
     from gan import EmojiSampler
 
     return {
         label: EmojiSampler.from_checkpoint(
-            registry.checkpoint_path(label, version), device, gate=gate
+            registry.checkpoint_path(label, version),
+            device,
+            gate=gate,
+            precision=precision,
+            compile=compile,
         )
         for label in labels
     }
+
+
+def available_cpus() -> int:
+    """Cores this process may use: its CPU affinity, capped by a cgroup v2 CPU quota (a
+    Kubernetes limit), which `os.cpu_count()` does not see."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    with contextlib.suppress(OSError, ValueError):
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            cores = min(cores, max(1, int(int(quota) / int(period))))
+    return max(1, cores or 1)
 
 
 def check_loads(registry: ModelRegistry, version: str, labels: list[str]) -> list[str]:
@@ -64,10 +92,40 @@ def _first_line(error: Exception) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def encode_pngs(images: list, compress_level: int) -> list[bytes]:
-    from gan import png_bytes
+def encode_groups(groups: list[tuple[object, int]], compress_level: int) -> list[list[bytes]]:
+    """PNGs for (images tensor, size) groups: one pool job, so one hand-off per chunk of
+    a batch instead of one per request."""
+    from gan import encode_emojis
 
-    return [png_bytes(image, compress_level) for image in images]
+    return [encode_emojis(images, size, compress_level) for images, size in groups]
+
+
+class ArrivalRate:
+    """Requests per second of one label, from the arrival times of the last few."""
+
+    def __init__(self, window: int = 32, horizon_s: float = 1.0) -> None:
+        self._arrivals: collections.deque[float] = collections.deque(maxlen=window)
+        self._horizon_s = horizon_s
+
+    def add(self, arrived_at: float) -> None:
+        self._arrivals.append(arrived_at)
+
+    def per_second(self, now: float) -> float:
+        recent = [t for t in self._arrivals if now - t <= self._horizon_s]
+        if len(recent) < 2:
+            return 0.0
+        return (len(recent) - 1) / max(1e-3, recent[-1] - recent[0])
+
+
+@dataclass
+class _Draw:
+    """A request (with its duplicates) being sampled: its model, its job, its time so far."""
+
+    group: list[Delivery]
+    sampler: object
+    job: object
+    started: float = 0.0  # when its first pass began
+    sample_s: float = 0.0  # time in the passes it rode in
 
 
 class SamplingService:
@@ -102,7 +160,10 @@ class SamplingService:
         self._failed_version: str | None = None
         # One sampling thread: forward passes run one at a time, off the event loop.
         self._sampling_pool = ThreadPoolExecutor(1, thread_name_prefix="sample")
-        self._encoding_pool = ThreadPoolExecutor(2, thread_name_prefix="png")
+        self.encode_threads = self.settings.worker_encode_threads or available_cpus()
+        self._encoding_pool = ThreadPoolExecutor(self.encode_threads, thread_name_prefix="png")
+        self._arrivals: dict[str, ArrivalRate] = {}
+        self._in_flight: set[asyncio.Task] = set()
 
     # --- lifecycle ---------------------------------------------------------
 
@@ -151,37 +212,86 @@ class SamplingService:
 
     async def _serve_label(self, label: str) -> None:
         settings = self.settings
-        loop = asyncio.get_running_loop()
-        while not self._stop.is_set():
-            try:
-                batch = await self.transport.fetch(
-                    label, self.worker_id, settings.worker_max_batch, settings.worker_block_ms
-                )
-                if not batch:
-                    continue
-                if self._stop.is_set():
-                    # Taken while stopping: hand back now rather than make others wait
-                    # for the claim timeout.
-                    await self.transport.release(batch)
-                    break
-                fill_until = loop.time() + settings.worker_batch_wait_ms / 1000
-                while len(batch) < settings.worker_max_batch and not self._stop.is_set():
-                    left_ms = int((fill_until - loop.time()) * 1000)
-                    if left_ms < 1:
+        # Each pass is sampled in turn; the encoding and answers of what it finished run
+        # as a task beside the next pass, at most `worker_batches_in_flight` at once.
+        room = asyncio.Semaphore(settings.worker_batches_in_flight)
+        # Requests the shape gate sent back for more samples: they ride in the next pass.
+        carried: list[_Draw] = []
+        try:
+            while not self._stop.is_set():
+                try:
+                    room_left = settings.worker_max_batch - len(carried)
+                    batch = []
+                    if room_left > 0:
+                        batch = await self.transport.fetch(
+                            label,
+                            self.worker_id,
+                            room_left,
+                            0 if carried else settings.worker_block_ms,
+                        )
+                    if batch and self._stop.is_set():
+                        # Taken while stopping: hand back now rather than make others wait
+                        # for the claim timeout.
+                        await self.transport.release(batch)
                         break
-                    batch += await self.transport.fetch(
-                        label, self.worker_id, settings.worker_max_batch - len(batch), left_ms
-                    )
-                await self._serve_batch(label, batch)
-            except Exception:
-                # Redis gone for longer than the reconnect window, or a bug: keep serving;
-                # unacknowledged entries are reclaimed, nothing is lost.
-                log.exception("worker %s: %s loop failed; retrying", self.worker_id, label)
-                await self._sleep_unless_stopped(1.0)
+                    if batch:
+                        batch += await self._more_if_due(label, batch)
+                    fresh = await self._screen_batch(label, batch) if batch else []
+                    if carried or fresh:
+                        carried = await self._sample_pass(label, carried + fresh, room)
+                except Exception:
+                    # Redis gone for longer than the reconnect window, or a bug: keep serving;
+                    # unacknowledged entries are reclaimed, nothing is lost.
+                    log.exception("worker %s: %s loop failed; retrying", self.worker_id, label)
+                    await self._sleep_unless_stopped(1.0)
+            while carried:  # stopping: finish what is half drawn rather than leave it pending
+                carried = await self._sample_pass(label, carried, room)
+        finally:
+            # Stopping: the batches already sampled are still answered.
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
 
-    async def _serve_batch(self, label: str, batch: list[Delivery]) -> None:
+    def _track(self, answering, room: asyncio.Semaphore) -> None:
+        if answering is None:
+            room.release()
+            return
+        task = asyncio.ensure_future(answering)
+        self._in_flight.add(task)
+
+        def done(task: asyncio.Task) -> None:
+            self._in_flight.discard(task)
+            room.release()
+            if not task.cancelled() and task.exception() is not None:
+                log.error("answering a batch failed", exc_info=task.exception())
+
+        task.add_done_callback(done)
+
+    async def _more_if_due(self, label: str, batch: list[Delivery]) -> list[Delivery]:
+        """More requests for a batch that is not full, if one is due within the wait.
+
+        The fetch already took everything queued. Waiting longer pays only when another
+        request will come soon: with the recent arrival rate r, the next is due in about
+        1/r s; wait that long (at most `worker_batch_wait_ms`) only if it fits, and then
+        read without blocking. Redis's own BLOCK timeouts are served on its 100 ms clock
+        (hz 10), which is why the wait is an asyncio sleep, not a blocking read."""
+        rate = self._arrivals.setdefault(label, ArrivalRate())
+        for delivery in batch:
+            rate.add(delivery.request.created_at)
+        wait_s = self.settings.worker_batch_wait_ms / 1000
+        room = self.settings.worker_max_batch - len(batch)  # (carried draws may come on top)
+        if wait_s <= 0 or room <= 0:
+            return []
+        per_second = rate.per_second(time.time())
+        if per_second <= 0 or 1 / per_second > wait_s:
+            return []
+        await self._sleep_unless_stopped(1 / per_second)
+        more = await self.transport.fetch(label, self.worker_id, room, 0)
+        for delivery in more:
+            rate.add(delivery.request.created_at)
+        return more
+
+    async def _screen_batch(self, label: str, batch: list[Delivery]) -> list["_Draw"]:
+        """Answer what needs no sampling (replays, expired, no model); a draw for the rest."""
         sampler = self.samplers.get(label)  # this batch's model, whatever reloads meanwhile
-        version = getattr(sampler, "version", None)
         stored = await self.transport.stored_results([d.request.request_id for d in batch])
         now = time.time()
         to_sample: dict[str, list[Delivery]] = {}
@@ -202,9 +312,11 @@ class SamplingService:
                 # A request_id twice in one batch is sampled once and answered twice.
                 to_sample.setdefault(request.request_id, []).append(delivery)
         await asyncio.gather(*answers)
-        if to_sample:
-            await self._sample_and_answer(label, sampler, version, list(to_sample.values()))
         self.batches_served += 1
+        return [
+            _Draw(group, sampler, sampler.job(group[0].request.seed, group[0].request.count))
+            for group in to_sample.values()
+        ]
 
     async def _fail(self, delivery: Delivery, code: ErrorCode, message: str) -> None:
         label = delivery.label
@@ -213,43 +325,57 @@ class SamplingService:
         result = GenerateResult.failure(delivery.request.request_id, code, message, self.worker_id)
         await self.transport.complete(delivery, result)
 
-    async def _sample(self, sampler, groups: list[list[Delivery]]) -> list:
-        jobs = [(g[0].request.seed, g[0].request.count) for g in groups]
-        # All requests of a batch share one size: the largest asked for, each resized after.
-        size = max(g[0].request.size for g in groups)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._sampling_pool, sampler.sample_batch, jobs, size)
-
-    async def _sample_and_answer(self, label, sampler, version, groups) -> None:
+    async def _sample_pass(self, label: str, draws: list["_Draw"], room) -> list["_Draw"]:
+        """One forward pass for `draws` (all of one model: a reload waits for the draws
+        of the old one to finish); hands the finished ones to be encoded and answered,
+        returns the unfinished ones."""
+        sampler = draws[0].sampler
+        now_drawing = [d for d in draws if d.sampler is sampler]
+        later = [d for d in draws if d.sampler is not sampler]
+        await room.acquire()
         started = time.time()
         try:
-            images = await self._sample(sampler, groups)
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(
+                self._sampling_pool, sampler.step, [d.job for d in now_drawing]
+            )
         except Exception:
-            log.exception("a %s batch of %d failed; sampling one by one", label, len(groups))
-            await self._isolate_poison(label, sampler, version, groups)
-            return
+            log.exception("a %s pass of %d failed; sampling one by one", label, len(draws))
+            self._track(self._isolate_poison(label, now_drawing), room)
+            return later
+        except BaseException:
+            room.release()
+            raise
         sample_s = time.time() - started
         self.metrics.sample_seconds.labels(label).observe(sample_s)
-        self.metrics.batch_size.labels(label).observe(len(groups))
-        self.requests_sampled += len(groups)
-        await asyncio.gather(
-            *(
-                self._encode_and_answer(group, pictures, version, started, sample_s, len(groups))
-                for group, pictures in zip(groups, images, strict=True)
-            )
-        )
+        self.metrics.batch_size.labels(label).observe(len(now_drawing))
+        finished, unfinished = [], []
+        for draw in now_drawing:
+            draw.sample_s += sample_s
+            draw.started = draw.started or started
+            (finished if sampler.finished(draw.job) else unfinished).append(draw)
+        self.requests_sampled += len(finished)
+        answering = self._encode_and_answer(label, finished) if finished else None
+        self._track(answering, room)
+        return unfinished + later
 
-    async def _isolate_poison(self, label, sampler, version, groups) -> None:
+    async def _isolate_poison(self, label, draws: list["_Draw"]) -> None:
         """Sample each request alone: the ones that still fail are dead-lettered."""
-        for group in groups:
+        loop = asyncio.get_running_loop()
+        for draw in draws:
+            request = draw.group[0].request
             started = time.time()
             try:
-                [pictures] = await self._sample(sampler, [group])
+                [images] = await loop.run_in_executor(
+                    self._sampling_pool,
+                    draw.sampler.sample_tensor,
+                    [(request.seed, request.count)],
+                )
             except Exception as error:
                 reason = f"sampling failed: {type(error).__name__}: {error}"
                 self.metrics.requests.labels(label, "failed").inc()
                 self.metrics.errors.labels(label, ErrorCode.SAMPLING_FAILED.value).inc()
-                for delivery in group:
+                for delivery in draw.group:
                     failure = GenerateResult.failure(
                         delivery.request.request_id,
                         ErrorCode.SAMPLING_FAILED,
@@ -258,36 +384,52 @@ class SamplingService:
                     )
                     await self.transport.dead_letter(delivery, reason, failure, self.worker_id)
                 continue
-            await self._encode_and_answer(
-                group, pictures, version, started, time.time() - started, 1
-            )
+            alone = _Draw(draw.group, draw.sampler, draw.job, started, time.time() - started)
+            await self._encode_and_answer(label, [alone], [images])
 
-    async def _encode_and_answer(self, group, pictures, version, started, sample_s, batch_size):
-        request = group[0].request
-        if request.size != pictures[0].width:
-            pictures = [picture.resize((request.size, request.size)) for picture in pictures]
+    async def _encode(self, jobs: list[tuple[object, int]]) -> list[list[bytes]]:
+        """PNGs per (images, size), the batch split into one job per encoding thread."""
+        chunks = max(1, min(self.encode_threads, len(jobs)))
+        step = -(-len(jobs) // chunks)
         loop = asyncio.get_running_loop()
+        level = self.settings.worker_png_level
+        encoded = await asyncio.gather(
+            *(
+                loop.run_in_executor(self._encoding_pool, encode_groups, jobs[i : i + step], level)
+                for i in range(0, len(jobs), step)
+            )
+        )
+        return [pngs for chunk in encoded for pngs in chunk]
+
+    async def _encode_and_answer(self, label, draws: list["_Draw"], images=None) -> None:
+        if images is None:
+            images = [draw.job.images() for draw in draws]
         encode_started = time.time()
-        pngs = await loop.run_in_executor(
-            self._encoding_pool, encode_pngs, pictures, self.settings.worker_png_level
-        )
-        result = GenerateResult(
-            request_id=request.request_id,
-            images=pngs,
-            model_version=version,
-            worker_id=self.worker_id,
-            timings=Timings(
-                queued_ms=max(0.0, (started - request.created_at) * 1000),
-                sample_ms=sample_s * 1000,
-                encode_ms=(time.time() - encode_started) * 1000,
-                batch_size=batch_size,
-            ),
-        )
-        for delivery in group:
-            await self.transport.complete(delivery, result)
-        label = request.label
-        self.metrics.requests.labels(label, "sampled").inc(len(group))
-        self.metrics.latency.labels(label).observe(max(0.0, time.time() - request.created_at))
+        sizes = [draw.group[0].request.size for draw in draws]
+        pngs = await self._encode(list(zip(images, sizes, strict=True)))
+        encode_ms = (time.time() - encode_started) * 1000
+        answers = []
+        for draw, group_pngs in zip(draws, pngs, strict=True):
+            request = draw.group[0].request
+            result = GenerateResult(
+                request_id=request.request_id,
+                images=group_pngs,
+                model_version=draw.sampler.version,
+                worker_id=self.worker_id,
+                timings=Timings(
+                    queued_ms=max(0.0, (draw.started - request.created_at) * 1000),
+                    sample_ms=draw.sample_s * 1000,
+                    encode_ms=encode_ms,
+                    batch_size=len(draws),
+                ),
+            )
+            answers += [(delivery, result) for delivery in draw.group]
+        await self.transport.complete_many(answers)
+        now = time.time()
+        for draw in draws:
+            request = draw.group[0].request
+            self.metrics.requests.labels(label, "sampled").inc(len(draw.group))
+            self.metrics.latency.labels(label).observe(max(0.0, now - request.created_at))
 
     # --- hot reload --------------------------------------------------------
 
@@ -307,6 +449,8 @@ class SamplingService:
                     self.labels,
                     self.settings.device,
                     self.settings.worker_shape_gate,
+                    self.settings.worker_precision,
+                    self.settings.worker_compile,
                 )
             except Exception as error:
                 failures.append(f"{version} ({_first_line(error)})")
@@ -341,6 +485,8 @@ class SamplingService:
                 labels,
                 self.settings.device,
                 self.settings.worker_shape_gate,
+                self.settings.worker_precision,
+                self.settings.worker_compile,
             )
         except Exception:
             # Keep serving the old model; a broken publish must not take the fleet down.
@@ -360,11 +506,7 @@ class SamplingService:
     # --- health ------------------------------------------------------------
 
     def health(self, queue_lag: dict[str, int]) -> dict:
-        devices = {
-            label: str(sampler.device)
-            for label, sampler in self.samplers.items()
-            if getattr(sampler, "device", None) is not None
-        }
+        sampler = next(iter(self.samplers.values()), None)
         return {
             "worker_id": self.worker_id,
             "host": socket.gethostname(),
@@ -374,9 +516,11 @@ class SamplingService:
             "models": {
                 label: getattr(sampler, "version", None) for label, sampler in self.samplers.items()
             },
-            # What the models really run on ("auto" resolved), else what was asked for.
-            "device": ", ".join(sorted(set(devices.values()))) or str(self.settings.device),
+            # How it samples: what an operator compares across workers.
+            "device": str(getattr(sampler, "device", self.settings.device)),
+            "precision": str(getattr(sampler, "precision", "")).removeprefix("torch.") or None,
             "max_batch": self.settings.worker_max_batch,
+            "encode_threads": self.encode_threads,
             # Where this worker's /metrics answers (0: nowhere), for the operator console.
             "metrics_port": self.settings.worker_metrics_port,
             "queue_lag": queue_lag,

@@ -66,7 +66,16 @@ class WorkerSettings(CommonSettings):
     )
     worker_max_batch: int = Field(32, ge=1, description="most requests in one forward pass")
     worker_batch_wait_ms: float = Field(
-        5.0, ge=0, description="how long a batch waits to fill up once its first request arrived"
+        0.0,
+        ge=0,
+        description="longest a batch waits for more requests after taking what was queued, "
+        "and only while the recent arrival rate says one is due within it; 0 never waits",
+    )
+    worker_batches_in_flight: int = Field(
+        2,
+        ge=1,
+        description="batches sampled ahead while earlier ones are still encoded and answered "
+        "(1: one batch at a time)",
     )
     worker_block_ms: int = Field(
         1000, ge=10, description="how long an idle worker blocks on the queue before looking around"
@@ -78,15 +87,35 @@ class WorkerSettings(CommonSettings):
         description="redraw RGBA samples shaped like no real emoji (fragments); gan/gate.py",
     )
     worker_torch_threads: int = Field(
+        1,
+        ge=0,
+        description="torch CPU threads per worker (0: torch's default, one per core); one "
+        "leaves the other cores to PNG encoding and Redis, and two threads on two busy "
+        "cores ran the forward 2.4-188 ms an emoji",
+    )
+    worker_encode_threads: int = Field(
         0,
         ge=0,
-        description="torch CPU threads per worker; 0 keeps torch's default (one per core)",
+        description="threads that resize and PNG-encode results; 0: one per core this "
+        "process may use (its CPU affinity and cgroup quota)",
+    )
+    worker_precision: str = Field(
+        "auto",
+        pattern=r"^(auto|fp32|bf16|fp16)$",
+        description="generator precision: auto is bf16 on a GPU or a CPU with AMX, else "
+        "fp32 (gan.sample.resolve_precision)",
+    )
+    worker_compile: bool = Field(
+        False,
+        description="torch.compile the generator (CUDA graphs on a GPU, batches padded to "
+        "powers of two); no gain measured on a CPU",
     )
     worker_png_level: int = Field(
         1,
         ge=0,
         le=9,
-        description="zlib level of result PNGs; 1 encodes ~4x faster than 6 for ~10% more bytes",
+        description="zlib level of result PNGs (run-length strategy); 1 is the fastest "
+        "within 1% of the smallest, docs/benchmarks.md",
     )
     worker_image_size: int = Field(128, ge=16, le=512, description="default emoji size in pixels")
 

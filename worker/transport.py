@@ -107,6 +107,12 @@ class Transport(ABC):
     async def complete(self, delivery: Delivery, result: GenerateResult) -> None:
         """Store the result, send it to the request's reply_to, then acknowledge."""
 
+    async def complete_many(self, answers: list[tuple[Delivery, GenerateResult]]) -> None:
+        """`complete` for each (delivery, result), as one round trip where the queue can:
+        each answer keeps `complete`'s guarantees on its own."""
+        for delivery, result in answers:
+            await self.complete(delivery, result)
+
     @abstractmethod
     async def replay(self, delivery: Delivery, stored: GenerateResult) -> None:
         """Answer a request that was answered before from the stored result, and acknowledge."""
@@ -214,8 +220,15 @@ class InProcessTransport(Transport):
         self, label: str, consumer: str, max_count: int, block_ms: int
     ) -> list[Delivery]:
         queue = self._queue(label)
+        if block_ms <= 0 and queue.empty():  # a read that must not wait
+            return []
         try:
-            first = await asyncio.wait_for(queue.get(), block_ms / 1000)
+            # (With a timeout of 0, wait_for would cancel the get before it ran.)
+            first = (
+                queue.get_nowait()
+                if block_ms <= 0
+                else await asyncio.wait_for(queue.get(), block_ms / 1000)
+            )
         except TimeoutError:
             return []
         batch = [first]

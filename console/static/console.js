@@ -266,7 +266,7 @@ function renderWorkers(fleet) {
   count.textContent = `${silent.length} silent`;
   put($("#workers tbody"), ...(fleet.workers.length ? fleet.workers.map((w) => el("tr", { class: `worker-row${w.silent ? " silent" : ""}`, "data-worker": w.id },
     el("td", {}, el("strong", {}, w.id)), el("td", {}, w.host || "–"), el("td", {}, w.labels.join(", ")),
-    el("td", { class: "version" }, w.version || "–"), el("td", {}, w.device || "–"), el("td", { class: "num" }, w.max_batch ?? "–"),
+    el("td", { class: "version" }, w.version || "–"), el("td", {}, [w.device || "–", w.precision ? ` · ${w.precision}` : null].filter(Boolean).join("")), el("td", { class: "num" }, w.max_batch ?? "–"),
     el("td", { class: "num" }, `${w.sampled ?? 0} emojis / ${w.batches ?? 0} batches`), el("td", {}, ago(w.last_seen)),
     el("td", { class: "status" }, w.silent ? `⚠ silent for ${Math.round(w.age_s)} s` : "alive")))
     : [el("tr", {}, el("td", { colspan: 9, class: "muted" }, "No worker has sent a heartbeat since the console started."))]));

@@ -1,0 +1,221 @@
+"""The worker's speed ladder: each stage of serving an emoji alone, and its ceiling.
+
+    forward        the generator on latents already on the device, synchronised
+    + copy         latents from the CPU to the device and images back to host memory
+    + gate         per-request seeded latents and the shape gate, whose rejects ride in the
+                   next pass (`EmojiSampler.step`): what the sampling thread does
+    encode         resize and PNG-encode on `threads` threads at once (`encode_groups`)
+    answer         answers stored in Redis, one pipeline per batch (`complete_many`)
+
+Each figure is emojis/s of that stage on its own resources, so the slowest of the
+sampling, encoding and answering stages bounds a worker whose stages overlap (sampling
+thread, encoding pool and event loop run side by side); and those stages share the
+cores, so their CPU time per emoji, added up, bounds it too. The lower bound is the
+ceiling the bench holds a real worker to.
+`moodmoji bench worker` prints this ladder and measures the real worker against it.
+"""
+
+import asyncio
+import statistics
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import torch
+
+from gan.models import cat_latents
+from worker.service import encode_groups
+
+
+@dataclass(frozen=True)
+class Ladder:
+    batch: int
+    threads: int  # encoding threads
+    cores: int  # the cores the worker may use
+    on_cpu: bool  # the generator runs on the CPU (its forward costs CPU time)
+    forward: float  # emojis/s
+    copy: float
+    gate: float
+    host: float  # the sampling thread's own CPU work per emoji: latents and the gate
+    encode: float
+    encode_one_thread: float
+    answer: float | None  # None: no Redis measured
+
+    @property
+    def stages(self) -> dict[str, float]:
+        """The stages that run side by side in a worker, and their ceilings; and the cores,
+        which those stages share: every core busy with their CPU time per emoji."""
+        stages = {"sampling": self.gate, "encoding": self.encode}
+        if self.answer:
+            stages["answering"] = self.answer
+        seconds = 1 / (self.gate if self.on_cpu else self.host) + 1 / self.encode_one_thread
+        if self.answer:
+            seconds += 1 / self.answer
+        stages[f"all {self.cores} cores"] = self.cores / seconds
+        return stages
+
+    @property
+    def ceiling(self) -> tuple[str, float]:
+        """(what sets it, emojis/s): the lowest of `stages`."""
+        return min(self.stages.items(), key=lambda item: item[1])
+
+
+def _rate(step, emojis: int, seconds: float) -> float:
+    """Emojis/s of `step()`, which makes `emojis` of them, run for about `seconds`."""
+    step()  # warm up (and compile, where a compiled generator is used)
+    times, begin = [], time.perf_counter()
+    while time.perf_counter() - begin < seconds or len(times) < 3:
+        started = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - started)
+    return emojis / statistics.median(times)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_sampling(sampler, batch: int, seconds: float) -> tuple[float, float, float]:
+    """(forward, + copy, + gate) emojis/s of `sampler` at `batch` one-emoji requests."""
+    generator, device = sampler.generator, sampler.device
+    latent = cat_latents([generator.sample_latent(batch, torch.Generator().manual_seed(0))])
+    on_device = latent.to(device)
+
+    def forward():
+        sampler.draw(on_device, to_host=False)
+        _synchronize(device)
+
+    forward_rate = _rate(forward, batch, seconds)
+    copy_rate = _rate(lambda: sampler.draw(latent), batch, seconds)
+    return forward_rate, copy_rate, _steady_rate(sampler, batch, seconds)
+
+
+def measure_host_side(sampler, batch: int, seconds: float) -> float:
+    """Emojis/s of what the sampling thread does on the CPU besides the forward pass:
+    seeded latents per request and the shape gate. On a GPU, where the forward costs
+    next to nothing, this is the sampling thread's ceiling."""
+    images = sampler.draw(cat_latents([sampler.generator.sample_latent(batch)]))
+
+    def host():
+        jobs = [sampler.job(seed, 1) for seed in range(batch)]
+        cat_latents([sampler.generator.sample_latent(1, job.stream) for job in jobs])
+        if sampler.gate:
+            sampler.gate.passes(images)
+
+    return _rate(host, batch, seconds)
+
+
+def _steady_rate(sampler, batch: int, seconds: float) -> float:
+    """Emojis/s finished by passes of `batch` one-emoji requests, as the worker runs them:
+    a request the gate sent back rides in the next pass beside fresh ones."""
+    seeds = iter(range(10**9))
+    pending, finished = [], 0
+    sampler.step([sampler.job(next(seeds), 1) for _ in range(batch)])  # warm up
+    begin = time.perf_counter()
+    while time.perf_counter() - begin < seconds or finished < batch:
+        pending += [sampler.job(next(seeds), 1) for _ in range(batch - len(pending))]
+        sampler.step(pending)
+        done = [job for job in pending if sampler.finished(job)]
+        finished += len(done)
+        pending = [job for job in pending if not sampler.finished(job)]
+    return finished / (time.perf_counter() - begin)
+
+
+def measure_encoding(images: torch.Tensor, size: int, level: int, threads: int, seconds: float):
+    """Emojis/s of resizing and PNG-encoding `images` on `threads` threads at once."""
+    groups = [(image[None], size) for image in images]
+    with ThreadPoolExecutor(threads) as pool:
+
+        def encode_all():
+            step = -(-len(groups) // threads)
+            chunks = [groups[i : i + step] for i in range(0, len(groups), step)]
+            list(pool.map(lambda chunk: encode_groups(chunk, level), chunks))
+
+        return _rate(encode_all, len(groups), seconds)
+
+
+async def measure_answering(settings, pngs: list[bytes], seconds: float) -> float:
+    """Answers/s of `complete_many` into Redis, batches of len(pngs) one-PNG answers,
+    on a scratch queue prefix that is deleted after."""
+    from worker.protocol import GenerateRequest, GenerateResult
+    from worker.redis_transport import RedisStreamsTransport
+    from worker.transport import Delivery
+
+    prefix = f"moodmoji-ladder-{uuid.uuid4().hex[:8]}"
+    transport = RedisStreamsTransport(settings.model_copy(update={"queue_prefix": prefix}))
+    try:
+        done, begin = 0, time.perf_counter()
+        while time.perf_counter() - begin < seconds:
+            answers = []
+            for png in pngs:
+                request = GenerateRequest(label="positive", seed=0, reply_to="ladder")
+                delivery = Delivery("0-1", "positive", request, request.to_json())
+                answers.append(
+                    (delivery, GenerateResult(request_id=request.request_id, images=[png]))
+                )
+            await transport.complete_many(answers)
+            done += len(answers)
+        return done / (time.perf_counter() - begin)
+    finally:
+        await transport.delete_queue()
+        await transport.close()
+
+
+def measure_ladder(
+    sampler,
+    settings,
+    batch: int,
+    threads: int,
+    size: int,
+    seconds: float = 2.0,
+    redis: bool = True,
+    cores: int | None = None,
+) -> Ladder:
+    """Every stage of `sampler` at `batch`; `cores`: those the worker may use (default:
+    this process's, `available_cpus`)."""
+    from worker.service import available_cpus
+
+    forward, copy, gate = measure_sampling(sampler, batch, seconds)
+    host = measure_host_side(sampler, batch, seconds)
+    [images] = sampler.sample_tensor([(0, batch)])
+    level = settings.worker_png_level
+    encode = measure_encoding(images, size, level, threads, seconds)
+    encode_one = encode if threads == 1 else measure_encoding(images, size, level, 1, seconds)
+    answer = None
+    if redis:
+        pngs = [pngs[0] for pngs in encode_groups([(image[None], size) for image in images], level)]
+        answer = asyncio.run(measure_answering(settings, pngs, seconds))
+    on_cpu = sampler.device.type == "cpu"
+    cores = cores or available_cpus()
+    return Ladder(
+        batch, threads, cores, on_cpu, forward, copy, gate, host, encode, encode_one, answer
+    )
+
+
+def ladder_table(ladder: Ladder) -> str:
+    stage, ceiling = ladder.ceiling
+    rows = [
+        ("forward (generator alone, on the device)", ladder.forward),
+        ("+ copy (latents in, images out)", ladder.copy),
+        ("+ gate (seeded latents, shape gate): the sampling thread", ladder.gate),
+        ("sampling thread's CPU work alone (latents, gate): its limit on a GPU", ladder.host),
+        (f"encode: resize + PNG, {ladder.threads} thread(s)", ladder.encode),
+        ("encode: resize + PNG, 1 thread", ladder.encode_one_thread),
+    ]
+    if ladder.answer:
+        rows.append(("answer: Redis, one pipeline per batch", ladder.answer))
+    lines = [
+        f"| stage, batch {ladder.batch} | emojis/s | ms per emoji |",
+        "| --- | ---: | ---: |",
+    ]
+    lines += [f"| {name} | {rate:.0f} | {1000 / rate:.3f} |" for name, rate in rows]
+    lines += [
+        "",
+        "Ceiling of one worker, the lowest of: "
+        + ", ".join(f"{name} {rate:.0f}" for name, rate in ladder.stages.items())
+        + f" emojis/s (the cores: every one busy with the CPU time per emoji above). "
+        f"**{ceiling:.0f} emojis/s, set by {stage}.**",
+    ]
+    return "\n".join(lines)
