@@ -10,7 +10,6 @@ means "not configured here", answered with a refusal rather than a crash.
 import asyncio
 import contextlib
 import math
-import time
 
 from bot.core import Refusal, RefusalKind
 from bot.state import BotState
@@ -87,9 +86,7 @@ class Operations:
     async def discard(self, version: str) -> str | Refusal:
         """Mark a version discarded; it stays in the registry (versions are never deleted)."""
         try:
-            await asyncio.to_thread(
-                self.registry.update_meta, version, {"discarded_at": time.time()}
-            )
+            await asyncio.to_thread(self.registry.discard, version)
         except MoodmojiError as error:
             return Refusal(RefusalKind.NO_SUCH_VERSION, str(error))
         return f"`{version}` discarded; it stays in the registry but will not go live."

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "sentiment.cli",
     "worker.cli",
     "bot.cli",
+    "console.cli",
 )
 
 

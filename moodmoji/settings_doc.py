@@ -20,6 +20,7 @@ SETTINGS_CLASSES = (
     ("Worker: queue, service, registry", "worker.settings:WorkerSettings"),
     ("Retraining jobs", "worker.retraining.settings:RetrainSettings"),
     ("Discord bot", "bot.settings:BotSettings"),
+    ("Operator console", "console.settings:ConsoleSettings"),
 )
 
 

@@ -479,6 +479,55 @@ def test_the_redis_deployed_is_one_whose_group_lag_survives_an_aof_restart():
         assert tuple(int(part) for part in version.split(".")) >= (7, 4, 0), image
 
 
+# --- monitoring: alert rules and the Grafana dashboard --------------------------------
+
+MONITORING = DEPLOY / "monitoring"
+PROMQL_BUILTINS = {"up"}  # series Prometheus makes itself for every scrape target
+
+
+def exported_series() -> set[str]:
+    """Every series name a worker's /metrics can carry, from the metrics it defines."""
+    from worker.metrics import WorkerMetrics
+
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"], "gauge": [""]}
+    return {
+        family.name + suffix
+        for family in WorkerMetrics().registry.collect()
+        for suffix in suffixes[family.type]
+    }
+
+
+def series_in(expression: str) -> set[str]:
+    """Metric names an expression reads: moodmoji_* identifiers, and the builtins."""
+    names = set(re.findall(r"\bmoodmoji_[a-z_]+\b", expression))
+    return names | {name for name in PROMQL_BUILTINS if re.search(rf"\b{name}\b", expression)}
+
+
+def test_alert_rules_parse_and_read_only_series_the_worker_exports():
+    rules = yaml.safe_load((MONITORING / "alerts.yaml").read_text())
+    alerts = {rule["alert"]: rule for group in rules["groups"] for rule in group["rules"]}
+    # The three the operators asked for: a worker silent, the backlog growing, dead letters.
+    assert {"MoodmojiWorkerSilent", "MoodmojiBacklogGrowing", "MoodmojiDeadLetters"} <= set(alerts)
+    known = exported_series() | PROMQL_BUILTINS
+    assert "moodmoji_worker_dead_letters" in known  # the gauge the dead-letter alert watches
+    for name, rule in alerts.items():
+        used = series_in(rule["expr"])
+        assert used, f"{name} reads no series"
+        assert used <= known, f"{name} reads series no worker exports: {used - known}"
+        assert rule["annotations"]["summary"]
+
+
+def test_the_grafana_dashboard_parses_and_reads_only_exported_series():
+    dashboard = json.loads((MONITORING / "grafana-dashboard.json").read_text())
+    expressions = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    assert len(expressions) >= 8
+    known = exported_series() | PROMQL_BUILTINS
+    for expression in expressions:
+        assert series_in(expression) <= known, expression
+    read = set().union(*map(series_in, expressions))
+    assert {"moodmoji_worker_latency_seconds_bucket", "moodmoji_worker_queue_depth"} <= read
+
+
 def test_the_gpu_worker_asks_for_the_cores_its_encoding_pool_is_sized_by():
     [worker] = [w for w in workloads() if w["metadata"]["name"] == "moodmoji-worker"]
     [container] = worker["spec"]["template"]["spec"]["containers"]

@@ -39,6 +39,7 @@ def test_promote_refuses_worse_prints_the_table_and_rollback_undoes(tmp_path, ti
 
     assert main([*where, "promote", "good"]) == 0
     assert "good is live (was v1" in capsys.readouterr().out
+    assert registry.history()[-1]["by"].startswith("cli:")  # who, for the console's history
 
     registry.update_meta("bad", {"discarded_at": 1_800_000_000.0})  # the bot's Discard button
     assert main([*where, "list"]) == 0

@@ -325,3 +325,30 @@ async def test_released_requests_go_back_to_the_queue_at_once(redis_prefix):
     again = await transport.fetch("positive", "other-worker", 10, 100)
     assert [d.request for d in again] == requests
     await transport.close()
+
+
+async def test_the_backlog_splits_into_pending_and_waiting_and_dead_letters_are_counted(
+    redis_prefix,
+):
+    """What a status page reads (the operator console): requests a worker holds, requests
+    nobody has taken, and when and how many entries were dead-lettered."""
+    settings = queue_settings(redis_prefix)
+    transport = RedisStreamsTransport(settings)
+    try:
+        client = WorkerClient(transport, settings)
+        for seed in range(5):
+            await transport.submit(client.request("positive", seed))
+        assert await transport.queue_backlog("positive") == (0, 5)
+        taken = await transport.fetch("positive", "status-page-test", 2, 100)
+        assert len(taken) == 2
+        assert await transport.queue_backlog("positive") == (2, 3)
+        assert await transport.queue_depth("positive") == 5
+        assert await transport.dead_letter_count() == 0
+        before = time.time()
+        await transport.redis.xadd(transport.request_stream("positive"), {"request": "{no"})
+        await transport.fetch("positive", "status-page-test", 10, 100)  # screens it out
+        [letter] = await transport.dead_letters()
+        assert await transport.dead_letter_count() == 1
+        assert before - 1 <= letter.at <= time.time() + 1 and "not JSON" in letter.reason
+    finally:
+        await transport.close()

@@ -18,11 +18,12 @@ from worker.protocol import (
     decode_result,
 )
 from worker.redis_transport import RedisStreamsTransport
-from worker.registry import ModelRegistry, RegistryError, registry_from_settings
+from worker.registry import DEFAULT_VERSION, ModelRegistry, RegistryError, registry_from_settings
 from worker.settings import WorkerSettings
 from worker.transport import DeadLetter, Delivery, InProcessTransport, Transport
 
 __all__ = [
+    "DEFAULT_VERSION",
     "LABELS",
     "PROTOCOL_VERSION",
     "DeadLetter",

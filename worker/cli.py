@@ -259,7 +259,7 @@ def run_models_promote(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     registry = registry_from_settings(settings)
-    verdict, previous = promote_checked(registry, args.version, args.force)
+    verdict, previous = promote_checked(registry, args.version, args.force, by=_cli_operator())
     if verdict.comparison is not None and verdict.comparison.active_scores is not None:
         print(verdict.comparison.table())
     if not verdict.allowed:
@@ -271,9 +271,19 @@ def run_models_promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cli_operator() -> str | None:
+    """Who runs this command, for the registry's history ("cli:alice")."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # no login name and no passwd entry (some containers)
+        return None
+
+
 def run_models_rollback(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    current, previous = registry_from_settings(settings).rollback()
+    current, previous = registry_from_settings(settings).rollback(by=_cli_operator())
     print(
         f"{previous} is live again (was {current}); workers switch within "
         f"{settings.registry_poll_s:g} s"

@@ -48,6 +48,12 @@ class WorkerMetrics:
             ["label"],
             registry=self.registry,
         )
+        self.dead_letters = Gauge(
+            "moodmoji_worker_dead_letters",
+            "entries in the dead-letter stream (shared by the fleet; capped at "
+            "MOODMOJI_QUEUE_DEAD_LETTER_MAXLEN), as seen at the last heartbeat",
+            registry=self.registry,
+        )
         self.model_info = Gauge(
             "moodmoji_worker_model_info",
             "1 for the model version each label is served from",

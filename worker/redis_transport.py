@@ -226,12 +226,21 @@ class RedisStreamsTransport(Transport):
         )
 
     async def _queue_depth(self, label: str) -> int:
+        pending, undelivered = await self._counted_backlog(label)
+        return pending + undelivered
+
+    async def queue_backlog(self, label: str) -> tuple[int, int]:
+        return await self._retrying(
+            lambda: self._counted_backlog(label), self.settings.queue_submit_wait_s
+        )
+
+    async def _counted_backlog(self, label: str) -> tuple[int, int]:
         # Past twice the limit only "more" matters: the count stays cheap at any backlog.
         cap = self.settings.queue_max_length * 2
         pending, undelivered = await self._backlog(
             keys=[self.request_stream(label)], args=[self.group, cap]
         )
-        return int(pending) + int(undelivered)
+        return int(pending), int(undelivered)
 
     async def read_results(
         self, reply_to: str, after: str, block_ms: int
@@ -588,8 +597,9 @@ class RedisStreamsTransport(Transport):
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         entries = await self._raw("XREVRANGE", self.dead_letter_stream, "+", "-", "COUNT", limit)
         letters = []
-        for _id, fields in reversed(entries):
+        for entry_id, fields in reversed(entries):
             text = {_text(key): _text(value) for key, value in fields.items()}
+            milliseconds = _text(entry_id).split("-")[0]  # a stream id starts with its time
             letters.append(
                 DeadLetter(
                     text.get("entry_id", ""),
@@ -598,9 +608,13 @@ class RedisStreamsTransport(Transport):
                     text.get("payload", ""),
                     int(text.get("delivery_count") or 0),
                     text.get("worker_id") or None,
+                    int(milliseconds) / 1000 if milliseconds.isdigit() else None,
                 )
             )
         return letters
+
+    async def dead_letter_count(self) -> int:
+        return await self.redis.xlen(self.dead_letter_stream)
 
     async def trim(self, label: str) -> None:
         """Drop acknowledged entries: everything older than the oldest still pending."""

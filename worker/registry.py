@@ -338,11 +338,12 @@ class ModelRegistry:
             self.update_meta(version, {"loads": digests})
         return problems
 
-    def promote(self, version: str, force: bool = False) -> str:
+    def promote(self, version: str, force: bool = False, by: str | None = None) -> str:
         """Make `version` live and record what it replaced; returns that version.
 
         Refuses a version that does not load (see `check_loads`) unless `force`. Checks
-        on quality belong to the caller (`worker.retraining.promote_checked`).
+        on quality belong to the caller (`worker.retraining.promote_checked`). `by` names
+        who asked (an operator), recorded in the history entry.
         """
         if not self._exists(version):
             raise RegistryError(f"no version {version!r} in {self.root}")
@@ -361,9 +362,10 @@ class ModelRegistry:
                 lambda stack, previous: [*stack, previous],
                 forced=force,
                 loads=not problems,
+                **({"by": by} if by else {}),
             )
 
-    def rollback(self) -> tuple[str, str]:
+    def rollback(self, by: str | None = None) -> tuple[str, str]:
         """Go back to the version the last promotion replaced; returns (from, to)."""
         with self._locked():
             stack = self._reconciled_state().get("rollback", [])
@@ -372,8 +374,20 @@ class ModelRegistry:
             previous = stack[-1]
             if not self._exists(previous):
                 raise RegistryError(f"cannot roll back to {previous!r}: it is not in {self.root}")
-            current = self._change("rollback", previous, lambda old, _previous: old[:-1])
+            current = self._change(
+                "rollback",
+                previous,
+                lambda old, _previous: old[:-1],
+                **({"by": by} if by else {}),
+            )
         return current, previous
+
+    def discard(self, version: str, by: str | None = None) -> dict:
+        """Mark `version` discarded (`discarded_at`, and `discarded_by`): it stays in the
+        registry, and the promotion check refuses it from then on unless forced."""
+        return self.update_meta(
+            version, {"discarded_at": time.time(), **({"discarded_by": by} if by else {})}
+        )
 
 
 def registry_from_settings(settings) -> "ModelRegistry":

@@ -523,6 +523,8 @@ class SamplingService:
             "precision": str(getattr(sampler, "precision", "")).removeprefix("torch.") or None,
             "max_batch": self.settings.worker_max_batch,
             "encode_threads": self.encode_threads,
+            # Where this worker's /metrics answers (0: nowhere), for the operator console.
+            "metrics_port": self.settings.worker_metrics_port,
             "queue_lag": queue_lag,
             "batches": self.batches_served,
             "sampled": self.requests_sampled,
@@ -539,6 +541,9 @@ class SamplingService:
                     lag[label] = await self.transport.queue_depth(label)
                     self.metrics.queue_depth.labels(label).set(lag[label])
                     await self.transport.trim(label)
+                # Every kind of dead letter (garbage, redelivered too often, poison), so an
+                # alert on this gauge growing sees them all; errors_total sees poison only.
+                self.metrics.dead_letters.set(await self.transport.dead_letter_count())
                 await self.transport.heartbeat(self.worker_id, self.health(lag), interval * 3)
             except Exception as error:
                 log.warning("heartbeat failed: %s", error)

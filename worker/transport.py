@@ -43,6 +43,7 @@ class DeadLetter:
     payload: str
     delivery_count: int
     worker_id: str | None = None
+    at: float | None = None  # when it was dead-lettered (Unix time), where known
 
 
 class Transport(ABC):
@@ -61,6 +62,11 @@ class Transport(ABC):
     @abstractmethod
     async def queue_depth(self, label: str) -> int:
         """Requests of `label` queued or being sampled, not yet answered."""
+
+    async def queue_backlog(self, label: str) -> tuple[int, int]:
+        """(pending, waiting): requests handed to a worker and not yet answered, and
+        requests no worker has taken yet. Their sum is `queue_depth`."""
+        return 0, await self.queue_depth(label)
 
     @abstractmethod
     async def read_results(
@@ -133,6 +139,10 @@ class Transport(ABC):
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """The most recent dead-lettered entries, oldest first."""
 
+    async def dead_letter_count(self) -> int:
+        """Entries in the dead-letter store (a capped one: at most its cap)."""
+        return len(await self.dead_letters(limit=1_000_000))
+
     async def trim(self, label: str) -> None:  # noqa: B027 - a no-op where nothing grows
         """Drop acknowledged requests so the queue does not grow without bound."""
 
@@ -177,6 +187,10 @@ class InProcessTransport(Transport):
     async def queue_depth(self, label: str) -> int:
         in_flight = sum(1 for d in self._unacknowledged.values() if d.label == label)
         return self._queue(label).qsize() + in_flight
+
+    async def queue_backlog(self, label: str) -> tuple[int, int]:
+        in_flight = sum(1 for d in self._unacknowledged.values() if d.label == label)
+        return in_flight, self._queue(label).qsize()
 
     async def read_results(
         self, reply_to: str, after: str, block_ms: int
@@ -251,6 +265,7 @@ class InProcessTransport(Transport):
                 delivery.payload,
                 delivery.delivery_count,
                 worker_id,
+                time.time(),
             )
         )
         await self.complete(delivery, result)

@@ -27,10 +27,11 @@ from worker.retraining.job import (
     retrain,
     run_job,
 )
-from worker.retraining.queue import RetrainEvent, RetrainQueue, RetrainRequest
+from worker.retraining.queue import JOB_ID, RetrainEvent, RetrainQueue, RetrainRequest
 from worker.retraining.settings import RetrainSettings
 
 __all__ = [
+    "JOB_ID",
     "Comparison",
     "Progress",
     "RetrainError",

@@ -118,11 +118,14 @@ def check_promotion(registry: ModelRegistry, version: str, force: bool = False) 
 
 
 def promote_checked(
-    registry: ModelRegistry, version: str, force: bool = False
+    registry: ModelRegistry, version: str, force: bool = False, by: str | None = None
 ) -> tuple[Verdict, str | None]:
     """Promote `version` if `check_promotion` allows it: (verdict, the version it replaced).
 
-    The one way in for every front end (CLI, bot), so none can skip the gate.
+    The one way in for every front end (CLI, bot, console), so none can skip the gate.
+    `by` names who asked; it goes into the registry's history.
     """
     verdict = check_promotion(registry, version, force)
-    return verdict, registry.promote(version, force=force) if verdict.allowed else None
+    if not verdict.allowed:
+        return verdict, None
+    return verdict, registry.promote(version, force=force, by=by)

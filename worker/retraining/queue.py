@@ -147,6 +147,19 @@ class RetrainQueue:
     ) -> list[tuple[str, RetrainEvent]]:
         return await read_events(self.redis, self.prefix, request_id, after, block_ms)
 
+    async def job_ids(self) -> list[str]:
+        """Every job that has a progress stream (queued, running or finished lately)."""
+        pattern = RetrainKeys(self.prefix).events("*")
+        start = len(pattern) - 1
+        return sorted({_text(key)[start:] async for key in self.redis.scan_iter(match=pattern)})
+
+    async def latest_event(self, request_id: str) -> RetrainEvent | None:
+        """The newest event of a job (its state now), or None for an unknown job."""
+        entries = await self.redis.xrevrange(RetrainKeys(self.prefix).events(request_id), count=1)
+        for _entry_id, fields in entries:
+            return RetrainEvent.model_validate_json(_text(fields[_key(fields, "event")]))
+        return None
+
     async def close(self) -> None:
         await self.redis.aclose()
 
