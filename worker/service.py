@@ -218,38 +218,66 @@ class SamplingService:
         room = asyncio.Semaphore(settings.worker_batches_in_flight)
         # Requests the shape gate sent back for more samples: they ride in the next pass.
         carried: list[_Draw] = []
+        # The next pass's requests, read and screened while the current pass samples:
+        # a read and its screening cost the event loop about a fifth of a pass.
+        ahead: asyncio.Future | None = None
         try:
             while not self._stop.is_set():
                 try:
-                    room_left = settings.worker_max_batch - len(carried)
-                    batch = []
-                    if room_left > 0:
-                        batch = await self.transport.fetch(
-                            label,
-                            self.worker_id,
-                            room_left,
-                            0 if carried else settings.worker_block_ms,
-                        )
-                    if batch and self._stop.is_set():
-                        # Taken while stopping: hand back now rather than make others wait
-                        # for the claim timeout.
-                        await self.transport.release(batch)
+                    fresh = await ahead if ahead else []
+                    ahead = None
+                    if not fresh:
+                        fresh = await self._next_requests(label, carried)
+                    if self._stop.is_set():
+                        carried += fresh  # taken already: finished below, not dropped
                         break
-                    if batch:
-                        batch += await self._more_if_due(label, batch)
-                    fresh = await self._screen_batch(label, batch) if batch else []
                     if carried or fresh:
-                        carried = await self._sample_pass(label, carried + fresh, room)
+                        sampling = asyncio.ensure_future(
+                            self._sample_pass(label, carried + fresh, room)
+                        )
+                        ahead = asyncio.ensure_future(self._read_ahead(label))
+                        carried = await sampling
                 except Exception:
                     # Redis gone for longer than the reconnect window, or a bug: keep serving;
                     # unacknowledged entries are reclaimed, nothing is lost.
                     log.exception("worker %s: %s loop failed; retrying", self.worker_id, label)
                     await self._sleep_unless_stopped(1.0)
+            if ahead:  # stopping: what was read ahead is served too, not left pending
+                with contextlib.suppress(Exception):
+                    carried += await ahead
             while carried:  # stopping: finish what is half drawn rather than leave it pending
                 carried = await self._sample_pass(label, carried, room)
         finally:
             # Stopping: the batches already sampled are still answered.
             await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    async def _next_requests(self, label: str, carried: list["_Draw"]) -> list["_Draw"]:
+        """Draws for the requests queued now; with nothing carried, waits for one to come
+        (up to `worker_block_ms`), and for more only when one is due (`_more_if_due`)."""
+        settings = self.settings
+        room_left = settings.worker_max_batch - len(carried)
+        if room_left <= 0:
+            return []
+        batch = await self.transport.fetch(
+            label, self.worker_id, room_left, 0 if carried else settings.worker_block_ms
+        )
+        if not batch:
+            return []
+        if self._stop.is_set():
+            # Taken while stopping: hand back now rather than make others wait for the
+            # claim timeout.
+            await self.transport.release(batch)
+            return []
+        batch += await self._more_if_due(label, batch)
+        return await self._screen_batch(label, batch)
+
+    async def _read_ahead(self, label: str) -> list["_Draw"]:
+        """What is queued for the next pass, without waiting (the current one may carry
+        draws on, which must not wait behind a blocking read)."""
+        batch = await self.transport.fetch(label, self.worker_id, self.settings.worker_max_batch, 0)
+        if batch:
+            self._note_arrivals(label, batch)
+        return await self._screen_batch(label, batch) if batch else []
 
     def _track(self, answering, room: asyncio.Semaphore) -> None:
         if answering is None:
@@ -274,9 +302,7 @@ class SamplingService:
         1/r s; wait that long (at most `worker_batch_wait_ms`) only if it fits, and then
         read without blocking. Redis's own BLOCK timeouts are served on its 100 ms clock
         (hz 10), which is why the wait is an asyncio sleep, not a blocking read."""
-        rate = self._arrivals.setdefault(label, ArrivalRate())
-        for delivery in batch:
-            rate.add(delivery.request.created_at)
+        rate = self._note_arrivals(label, batch)
         wait_s = self.settings.worker_batch_wait_ms / 1000
         room = self.settings.worker_max_batch - len(batch)  # (carried draws may come on top)
         if wait_s <= 0 or room <= 0:
@@ -286,9 +312,14 @@ class SamplingService:
             return []
         await self._sleep_unless_stopped(1 / per_second)
         more = await self.transport.fetch(label, self.worker_id, room, 0)
-        for delivery in more:
-            rate.add(delivery.request.created_at)
+        self._note_arrivals(label, more)
         return more
+
+    def _note_arrivals(self, label: str, batch: list[Delivery]) -> "ArrivalRate":
+        rate = self._arrivals.setdefault(label, ArrivalRate())
+        for delivery in batch:
+            rate.add(delivery.request.created_at)
+        return rate
 
     async def _screen_batch(self, label: str, batch: list[Delivery]) -> list["_Draw"]:
         """Answer what needs no sampling (replays, expired, no model); a draw for the rest."""
