@@ -54,14 +54,16 @@ def test_a_request_gets_the_same_samples_in_whatever_passes_it_rides():
     sampler = EmojiSampler.from_checkpoint(shipped(), device="cpu")
     carried = 0
     others = iter(range(100, 10_000))
-    for seed in range(6):
+    for seed in range(8):
         alone = sampler.sample_tensor([(seed, 3)])[0]
         # As the worker runs it: the request's job shares passes with jobs that come and
-        # go, and rides on into later passes while the gate rejects its samples.
+        # go (a crowd, then small passes where every job draws a spare), and rides on
+        # into later passes while the gate rejects its samples.
         job = sampler.job(seed, 3)
         passes = 0
         while not sampler.finished(job):
-            company = [sampler.job(next(others), 1 + passes % 3) for _ in range(passes % 4)]
+            crowd = (20, 0, 3)[passes % 3]
+            company = [sampler.job(next(others), 1 + i % 2) for i in range(crowd)]
             sampler.step([*company, job])
             passes += 1
         carried += passes > 1
