@@ -19,8 +19,8 @@ from sentiment.encoder import (
     limit_cpu_threads,
     packaged_encoder_dir,
 )
-from sentiment.features import build_features
-from sentiment.head import load_head
+from sentiment.features import build_features, build_features_array
+from sentiment.head import head_onnx, load_head
 from sentiment.settings import SentimentSettings
 
 log = logging.getLogger(__name__)
@@ -74,19 +74,38 @@ class MiniLMBackend:
                 f"features but encoder {self.encoder.folder} gives {self.encoder.dimension} + 4"
             )
         self.head.to(self.device)
+        self.head_session = None
+        if runtime == "onnx":
+            # The whole path stays in numpy and ONNX Runtime: no torch op runs per
+            # message (torch's dispatch was a fifth of a one-message call).
+            import onnxruntime
+
+            from sentiment.encoder import session_options
+
+            self.head_session = onnxruntime.InferenceSession(
+                head_onnx(self.head),
+                session_options(onnxruntime, settings.sentiment_cpu_threads),
+                providers=["CPUExecutionProvider"],
+            )
         self.default_neutral_threshold = self.metadata.neutral_threshold
-        # Load the VADER lexicon and let torch pick its kernels now, not on a
-        # user's first message.
+        # Load the VADER lexicon and let the runtimes pick their kernels now,
+        # not on a user's first message.
         self.polarity_scores(["warming up"])
 
-    @torch.inference_mode()
     def polarity_scores(self, cleaned_texts: list[str]) -> list[dict[str, float]]:
-        return self.scores_from_features(build_features(self.encoder, cleaned_texts))
+        if self.head_session is not None:
+            features = build_features_array(self.encoder, cleaned_texts)
+            probabilities = self.head_session.run(None, {"features": features})[0].tolist()
+            return self._named(probabilities)
+        with torch.inference_mode():
+            return self.scores_from_features(build_features(self.encoder, cleaned_texts))
 
     @torch.inference_mode()
     def scores_from_features(self, features: torch.Tensor) -> list[dict[str, float]]:
         """The head's answer for features already built (evaluation reuses cached ones)."""
-        probabilities = self.head(features.to(self.device)).cpu().tolist()
+        return self._named(self.head(features.to(self.device)).cpu().tolist())
+
+    def _named(self, probabilities: list[list[float]]) -> list[dict[str, float]]:
         order = self.metadata.labels
         return [dict(zip(order, row, strict=True)) for row in probabilities]
 

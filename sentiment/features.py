@@ -9,10 +9,11 @@ import hashlib
 import logging
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from sentiment.encoder import SentenceEncoder
-from sentiment.lexicon import vader_scores
+from sentiment.encoder import OnnxSentenceEncoder, SentenceEncoder
+from sentiment.lexicon import vader_array, vader_scores
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,11 @@ log = logging.getLogger(__name__)
 def build_features(encoder: SentenceEncoder, cleaned_texts: list[str]) -> torch.Tensor:
     """(n, encoder dimension + 4) float32 on the cpu."""
     return torch.cat([encoder.encode(cleaned_texts), vader_scores(cleaned_texts)], dim=1)
+
+
+def build_features_array(encoder: OnnxSentenceEncoder, cleaned_texts: list[str]) -> np.ndarray:
+    """`build_features` without torch, for the ONNX Runtime path (the same numbers)."""
+    return np.concatenate([encoder.embed(cleaned_texts), vader_array(cleaned_texts)], axis=1)
 
 
 def cached_features(

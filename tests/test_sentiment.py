@@ -197,12 +197,41 @@ def test_onnx_and_torch_runtimes_agree_on_the_chat_set(classifier, torch_classif
     from sentiment.evaluate import load_chat_set
 
     assert classifier.backend.runtime == "onnx" and torch_classifier.backend.runtime == "torch"
-    texts = [m["text"] for m in load_chat_set()][::5]  # 70 messages, every category
+    texts = [m["text"] for m in load_chat_set()]  # 350 messages, every category
     for fast, reference in zip(
         classifier.classify(texts), torch_classifier.classify(texts), strict=True
     ):
         assert fast.label == reference.label
         assert fast.scores == pytest.approx(reference.scores, abs=1e-4)
+
+
+def test_the_fast_tokenizer_gives_the_wrappers_token_ids(classifier):
+    from sentiment.cleaning import clean_message
+    from sentiment.evaluate import load_chat_set
+
+    encoder = classifier.backend.encoder
+    texts = [clean_message(m["text"]) for m in load_chat_set()]
+    # Cut at the token limit, one long word, and non-ASCII text.
+    texts += ["so happy " * 300, "x" * 4000, "naïve café — “quotes” 日本語"]
+    for batch in ([t] for t in texts), [texts[:64], texts[-3:]]:
+        for rows in batch:
+            ids, mask = encoder.tokenize(rows)
+            reference = encoder.tokenizer(
+                rows, padding=True, truncation=True, max_length=encoder.max_length
+            )
+            assert ids.tolist() == reference["input_ids"]
+            assert mask.tolist() == reference["attention_mask"]
+    assert ids.shape[1] == encoder.max_length  # the long ones were cut
+
+
+def test_onnx_path_runs_no_torch_head(classifier, monkeypatch):
+    # One message goes through numpy and ONNX Runtime only: torch's per-op
+    # dispatch cost more than the small head itself. A torch call here fails.
+    def refuse(*args, **kwargs):
+        raise AssertionError("the torch head ran")
+
+    monkeypatch.setattr(classifier.backend.head, "forward", refuse)
+    assert classifier.classify(["I love this so much!"])[0].label == "positive"
 
 
 def test_onnx_on_a_gpu_is_a_clear_error():

@@ -7,7 +7,7 @@ import torch
 
 from sentiment.encoder import SentenceEncoder, packaged_encoder_dir
 from sentiment.features import cached_features
-from sentiment.head import LABELS, HeadMetadata, load_head, save_head
+from sentiment.head import LABELS, HeadMetadata, MoodHead, head_onnx, load_head, save_head
 from sentiment.train import (
     HeadTraining,
     calibrate_neutral_threshold,
@@ -75,6 +75,41 @@ def test_fit_head_learns_three_classes_and_round_trips(tmp_path):
     assert loaded_metadata == metadata
     with torch.no_grad():
         assert torch.equal(loaded(validation_set.features), head(validation_set.features))
+
+
+@pytest.mark.parametrize("hidden", [8, 0])
+def test_the_onnx_head_gives_the_torch_heads_probabilities(hidden):
+    import onnxruntime
+
+    texts, features = _corpus(600, seed=3)
+    config = HeadTraining(hidden=hidden, epochs=3, batch_size=32, learning_rate=1e-2)
+    head, _ = fit_head(
+        examples(texts, features, "train"), examples(texts, features, "validation"), config, 4
+    )
+    session = onnxruntime.InferenceSession(head_onnx(head), providers=["CPUExecutionProvider"])
+    # Far from the training data too: GELU's tails and the softmax's saturation.
+    probe = torch.cat([features, 5 * torch.randn(50, EMBEDDING + 4)])
+    (fast,) = session.run(None, {"features": probe.numpy()})
+    with torch.no_grad():
+        reference = head(probe).numpy()
+    assert fast.shape == (len(probe), len(LABELS))
+    assert abs(fast - reference).max() < 1e-6
+    assert (fast.argmax(1) == reference.argmax(1)).all()
+
+
+def test_an_untrained_onnx_head_is_not_the_trained_one():
+    # The graph is built from the weights it is given, not from anything cached.
+    features = torch.randn(20, EMBEDDING + 4)
+    heads = [MoodHead(EMBEDDING + 4, 8) for _ in range(2)]
+    import onnxruntime
+
+    outputs = [
+        onnxruntime.InferenceSession(head_onnx(h), providers=["CPUExecutionProvider"]).run(
+            None, {"features": features.numpy()}
+        )[0]
+        for h in heads
+    ]
+    assert abs(outputs[0] - outputs[1]).max() > 1e-3
 
 
 def test_classes_weigh_the_same_within_each_source():
