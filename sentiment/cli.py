@@ -86,6 +86,14 @@ def register_bench(bench_subparsers) -> None:
         help="encoder runtimes to measure side by side, the first is the one served "
         "(onnx needs a cpu device)",
     )
+    bench.add_argument(
+        "--block",
+        type=int,
+        default=20,
+        help="single-message calls in a row per runtime before the next takes over (1: "
+        "call by call, where each runtime's weights evict the other's from the cpu caches, "
+        "which a server running one runtime does not see)",
+    )
     bench.add_argument("--no-write", action="store_true", help="print, do not touch the docs")
     bench.set_defaults(handler=run_bench)
 
@@ -172,9 +180,10 @@ def run_eval(args) -> int:
 def run_bench(args) -> int:
     """Single-message latency and batched throughput, each runtime asked in turn.
 
-    The runtimes are interleaved call by call (and round by round for the
-    batched run), so on a machine whose load drifts they see the same load
-    and their ratio is fair even when the absolute figures are not.
+    The runtimes take turns in blocks of `--block` calls (and round by round
+    for the batched run), the order flipping every block, so on a machine
+    whose load drifts they see the same load and their ratio is fair even
+    when the absolute figures are not.
     """
     _quiet_transformers()
     import torch
@@ -197,11 +206,14 @@ def run_bench(args) -> int:
         load_s[runtime] = time.perf_counter() - started
         classifiers[runtime].classify(chat[:64])  # warm-up: first calls allocate and pick kernels
     single_ms = {runtime: [] for runtime in runtimes}
-    for i in range(args.repeats):
-        for runtime, classifier in classifiers.items():
-            tick = time.perf_counter()
-            classifier.classify([chat[i % len(chat)]])
-            single_ms[runtime].append(1000 * (time.perf_counter() - tick))
+    block = max(1, args.block)
+    for start in range(0, args.repeats, block):
+        turn = runtimes if (start // block) % 2 == 0 else runtimes[::-1]
+        for runtime in turn:
+            for i in range(start, min(start + block, args.repeats)):
+                tick = time.perf_counter()
+                classifiers[runtime].classify([chat[i % len(chat)]])
+                single_ms[runtime].append(1000 * (time.perf_counter() - tick))
     messages = [chat[i % len(chat)] for i in range(args.messages)]
     per_second = {runtime: [] for runtime in runtimes}
     for _round in range(3):
@@ -214,7 +226,8 @@ def run_bench(args) -> int:
         f"Backend `{backend.name}` on {backend.device}, threads {settings.sentiment_cpu_threads} "
         f"(torch reports {torch.get_num_threads()}), batch size {settings.sentiment_batch_size}; "
         f"messages from `sentiment/chat_eval.json` ({len(chat)} Discord-style messages, cleaning "
-        f"included); runtimes interleaved call by call, batched runs 3 rounds (median); "
+        f"included); runtimes take turns every {block} single-message calls (order flipped "
+        f"each turn), batched runs 3 rounds (median); "
         f"load average (1/5/15 min) at start {load_average}, at end "
         + " / ".join(f"{x:.1f}" for x in os.getloadavg())
         + ".",
@@ -249,7 +262,7 @@ def run_bench(args) -> int:
     if not args.no_write:
         command = (
             f"moodmoji bench sentiment --repeats {args.repeats} --messages {args.messages} "
-            f"--runtimes {args.runtimes}"
+            f"--runtimes {args.runtimes} --block {block}"
         )
         print(f"written to {write_section('sentiment', body, command)}")
     return 0
