@@ -30,6 +30,7 @@ class Backend(Protocol):
     name: str
     classes: tuple[str, ...]  # the keys of every scores dict it returns
     default_neutral_threshold: float
+    default_suggest_threshold: float | None  # None: any mood may be suggested
     device: torch.device
 
     def polarity_scores(self, cleaned_texts: list[str]) -> list[dict[str, float]]: ...
@@ -88,6 +89,7 @@ class MiniLMBackend:
                 providers=["CPUExecutionProvider"],
             )
         self.default_neutral_threshold = self.metadata.neutral_threshold
+        self.default_suggest_threshold = self.metadata.suggest_threshold
         # Load the VADER lexicon and let the runtimes pick their kernels now,
         # not on a user's first message.
         self.polarity_scores(["warming up"])
@@ -136,6 +138,7 @@ class HFBackend:
     # A model with its own neutral class decides neutrality itself; the band
     # then only catches a barely-leading mood.
     default_neutral_threshold = 0.5
+    default_suggest_threshold = None  # not calibrated: MOODMOJI_SENTIMENT_SUGGEST_THRESHOLD
 
     def __init__(self, settings: SentimentSettings):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer

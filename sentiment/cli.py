@@ -164,17 +164,23 @@ def run_eval(args) -> int:
     tables = f"{corpus_table(corpus_rows)}\n\n{chat_table(chat_rows)}"
     description = (
         f"Command: `moodmoji sentiment eval` (backend `{classifier.backend.name}`, neutral "
-        f"threshold {classifier.neutral_threshold:.2f}, split seed {settings.sentiment_seed}).\n"
+        f"threshold {classifier.neutral_threshold:.2f}, auto-suggest threshold "
+        f"{_threshold(classifier.suggest_threshold)}, split seed {settings.sentiment_seed}).\n"
         "Test splits only. Binary accuracy: texts rated positive or negative, each model "
         "forced to choose; 3-way F1: every text, macro-averaged over the three classes; "
         "abstains: share of the positive or negative texts called neutral; topic left out: "
         "a head trained without that topic's tweets, scored on them; false alarms: share "
-        "of the neutral chat messages given a mood."
+        "of the neutral chat messages given a mood; auto-suggest: ours where a prediction "
+        "may be suggested (confidence at or above the auto-suggest threshold), else neutral."
     )
     print(tables)
     if not args.no_write:
         print(f"written to {write_results(tables, description, args.out)}")
     return 0
+
+
+def _threshold(value: float | None) -> str:
+    return "none" if value is None else f"{value:.2f}"
 
 
 def run_bench(args) -> int:

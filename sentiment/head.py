@@ -34,6 +34,9 @@ class HeadMetadata:
     labels: tuple[str, ...] = LABELS
     features: str = "minilm mean-pooled embedding + vader compound/pos/neg/neu"
     training: dict = field(default_factory=dict)
+    # Least confidence for an auto-suggestion, calibrated on validation tweets;
+    # None (a head from before it) leaves the neutral threshold to decide.
+    suggest_threshold: float | None = None
 
 
 class MoodHead(nn.Module):

@@ -42,6 +42,13 @@ class HeadTraining:
     learning_rate: float = 1e-3
     weight_decay: float = 1e-2
     batch_size: int = 256
+    # The auto-suggest threshold is the least confidence at which at most this
+    # share of the neutral validation texts of `suggest_source` get a mood (the
+    # issue's bar for chat is under 10%). Tweets, because they are the short
+    # social texts closest to chat and their neutral class is a rater's "no
+    # mood"; Hutto's is a band of averaged ratings that holds mild moods.
+    suggest_false_alarms: float = 0.10
+    suggest_source: str = "crowdflower"
 
 
 def _sources(settings: SentimentSettings) -> list[list[Labelled]]:
@@ -97,15 +104,19 @@ class Examples:
     weights: torch.Tensor
 
 
-def examples(
-    texts: list[Labelled], features: torch.Tensor, split: str, leave_out: str | None = None
-) -> Examples:
-    """One split's rows, without the tweets of topic `leave_out` (for the left-out figure)."""
-    rows = [
+def split_rows(texts: list[Labelled], split: str, leave_out: str | None = None) -> list[int]:
+    return [
         i
         for i, t in enumerate(texts)
         if t.split == split and not (t.source == "crowdflower" and t.domain == leave_out)
     ]
+
+
+def examples(
+    texts: list[Labelled], features: torch.Tensor, split: str, leave_out: str | None = None
+) -> Examples:
+    """One split's rows, without the tweets of topic `leave_out` (for the left-out figure)."""
+    rows = split_rows(texts, split, leave_out)
     # Classes balanced within a source; sources in proportion to their size.
     counts = Counter((texts[i].source, texts[i].polarity) for i in rows)
     per_source = Counter(texts[i].source for i in rows)
@@ -175,6 +186,24 @@ def calibrate_neutral_threshold(
     return best
 
 
+def calibrate_suggest_threshold(
+    probabilities: list[dict[str, float]], truth: list[str], false_alarms: float, floor: float
+) -> tuple[float, float]:
+    """The least threshold (floor..0.99) at which at most `false_alarms` of the neutral
+    texts get a mood, and the share they do get one there."""
+    calm = [p for p, t in zip(probabilities, truth, strict=True) if t == "neutral"]
+    if not calm:
+        return floor, float("nan")
+    share = 1.0
+    for step in range(round(floor * 100), 100):
+        threshold = step / 100
+        predictions = [Prediction.from_scores(p, floor, threshold) for p in calm]
+        share = sum(p.suggest for p in predictions) / len(calm)
+        if share <= false_alarms:
+            return threshold, share
+    return 0.99, share
+
+
 def head_probabilities(head: MoodHead, features: torch.Tensor) -> list[dict[str, float]]:
     with torch.no_grad():
         rows = head(features).tolist()
@@ -194,13 +223,22 @@ def fit(
     log.info("training the head on %d texts (left out: %s)", len(train_set.labels), leave_out)
     head, validation_f1 = fit_head(train_set, validation_set, config, seed)
     truth = [LABELS[i] for i in validation_set.labels.tolist()]
-    threshold, calibrated_f1 = calibrate_neutral_threshold(
-        head_probabilities(head, validation_set.features), truth
+    probabilities = head_probabilities(head, validation_set.features)
+    threshold, calibrated_f1 = calibrate_neutral_threshold(probabilities, truth)
+    sources = [texts[i].source for i in split_rows(texts, "validation", leave_out)]
+    social = [i for i, source in enumerate(sources) if source == config.suggest_source]
+    suggest, false_alarms = calibrate_suggest_threshold(
+        [probabilities[i] for i in social],
+        [truth[i] for i in social],
+        config.suggest_false_alarms,
+        floor=threshold,
     )
     summary = {
         "train_texts": len(train_set.labels),
         "validation_three_way_macro_f1": round(validation_f1, 4),
         "validation_three_way_macro_f1_calibrated": round(calibrated_f1, 4),
+        "suggest_threshold": suggest,
+        "validation_suggest_false_alarms": round(false_alarms, 4),
     }
     return head, threshold, summary
 
@@ -213,6 +251,7 @@ def train(settings: SentimentSettings, out_dir: Path, config: HeadTraining) -> H
         in_features=features.shape[1],
         hidden=config.hidden,
         neutral_threshold=threshold,
+        suggest_threshold=summary["suggest_threshold"],
         encoder_fingerprint=encoder.fingerprint,
         max_length=settings.sentiment_max_length,
         training={

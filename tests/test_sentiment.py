@@ -120,7 +120,32 @@ def test_neutral_band_turns_a_weak_mood_into_neutral(classifier):
 def test_prediction_from_scores_applies_the_threshold():
     scores = {"positive": 0.62, "negative": 0.38}
     assert Prediction.from_scores(scores, 0.7) == Prediction("neutral", 0.62, scores)
-    assert Prediction.from_scores(scores, 0.6) == Prediction("positive", 0.62, scores)
+    assert Prediction.from_scores(scores, 0.6) == Prediction("positive", 0.62, scores, True)
+
+
+def test_a_mood_below_the_suggest_threshold_is_not_suggested():
+    scores = {"positive": 0.62, "negative": 0.3, "neutral": 0.08}
+    unsure = Prediction.from_scores(scores, 0.38, suggest_threshold=0.7)
+    assert unsure.label == "positive" and not unsure.suggest  # a mood, but no suggestion
+    assert Prediction.from_scores(scores, 0.38, suggest_threshold=0.6).suggest
+    calm = Prediction.from_scores({"positive": 0.1, "negative": 0.1, "neutral": 0.8}, 0.38, 0.5)
+    assert not calm.suggest  # neutral is never suggested, however sure
+
+
+def test_committed_head_has_a_suggest_threshold_above_the_neutral_one(classifier):
+    assert classifier.suggest_threshold == classifier.backend.metadata.suggest_threshold
+    assert classifier.neutral_threshold < classifier.suggest_threshold < 1.0
+    sure, weak = classifier.classify(
+        ["I love this, it is absolutely wonderful!", "the movie was fine I guess, some good parts"]
+    )
+    assert sure.suggest and sure.confidence >= classifier.suggest_threshold
+    assert not weak.suggest or weak.confidence >= classifier.suggest_threshold
+
+
+def test_the_suggest_threshold_setting_overrides_the_heads():
+    settings = SentimentSettings(sentiment_device="cpu", sentiment_suggest_threshold=1.0)
+    (prediction,) = load_classifier(settings).classify(["I love this, it is wonderful!"])
+    assert prediction.label == "positive" and not prediction.suggest
 
 
 def test_committed_head_has_a_calibrated_threshold(classifier):

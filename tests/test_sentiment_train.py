@@ -11,6 +11,7 @@ from sentiment.head import LABELS, HeadMetadata, MoodHead, head_onnx, load_head,
 from sentiment.train import (
     HeadTraining,
     calibrate_neutral_threshold,
+    calibrate_suggest_threshold,
     examples,
     fit,
     fit_head,
@@ -110,6 +111,32 @@ def test_an_untrained_onnx_head_is_not_the_trained_one():
         for h in heads
     ]
     assert abs(outputs[0] - outputs[1]).max() > 1e-3
+
+
+def test_the_suggest_threshold_is_the_least_that_keeps_false_alarms_under_the_target():
+    def mood(p):
+        return {"positive": p, "negative": 0.0, "neutral": 1.0 - p}
+
+    # Ten neutral texts given a mood at 0.45..0.90, and one positive (ignored).
+    probabilities = [mood(0.45 + 0.05 * k) for k in range(10)] + [mood(0.99)]
+    truth = ["neutral"] * 10 + ["positive"]
+    threshold, share = calibrate_suggest_threshold(probabilities, truth, 0.2, floor=0.4)
+    # 0.80 lets three of ten through (0.80, 0.85, 0.90), 0.81 two: the target.
+    assert share == pytest.approx(0.2) and threshold == pytest.approx(0.81)
+    assert calibrate_suggest_threshold(probabilities, truth, 0.0, floor=0.4)[0] == 0.91
+    assert calibrate_suggest_threshold(probabilities, truth, 1.0, floor=0.4)[0] == 0.4
+
+
+def test_fit_calibrates_a_suggest_threshold_on_the_tweets_only():
+    texts, features = _corpus(1500, seed=5)
+    config = HeadTraining(hidden=8, epochs=5, batch_size=32, learning_rate=1e-2)
+    _, threshold, summary = fit(texts, features, config, seed=4)
+    assert threshold <= summary["suggest_threshold"] <= 0.99
+    assert summary["validation_suggest_false_alarms"] <= config.suggest_false_alarms
+    strict = HeadTraining(**{**vars(config), "suggest_false_alarms": 0.01})
+    assert (
+        fit(texts, features, strict, seed=4)[2]["suggest_threshold"] > summary["suggest_threshold"]
+    )
 
 
 def test_classes_weigh_the_same_within_each_source():
