@@ -13,6 +13,7 @@ import torch
 
 from moodmoji.device import resolve_device
 from moodmoji.errors import MoodmojiError
+from sentiment.emoji_model import EMOJIS, EmojiPredictor, fetch_emoji_model
 from sentiment.encoder import (
     OnnxSentenceEncoder,
     SentenceEncoder,
@@ -69,10 +70,15 @@ class MiniLMBackend:
                 max_length=settings.sentiment_max_length,
                 batch_size=settings.sentiment_batch_size,
             )
-        if self.encoder.dimension + 4 != self.metadata.in_features:
+        self.emojis = None
+        if self.metadata.emoji_features:
+            self.emojis = EmojiPredictor(fetch_emoji_model(settings.sentiment_cache_dir))
+        emoji_columns = EMOJIS if self.emojis is not None else 0
+        if self.encoder.dimension + 4 + emoji_columns != self.metadata.in_features:
             raise MoodmojiError(
                 f"the head in {settings.sentiment_head_dir} expects {self.metadata.in_features} "
                 f"features but encoder {self.encoder.folder} gives {self.encoder.dimension} + 4"
+                + (f" + {emoji_columns} emoji" if emoji_columns else "")
             )
         self.head.to(self.device)
         self.head_session = None
@@ -96,11 +102,12 @@ class MiniLMBackend:
 
     def polarity_scores(self, cleaned_texts: list[str]) -> list[dict[str, float]]:
         if self.head_session is not None:
-            features = build_features_array(self.encoder, cleaned_texts)
+            features = build_features_array(self.encoder, cleaned_texts, self.emojis)
             probabilities = self.head_session.run(None, {"features": features})[0].tolist()
             return self._named(probabilities)
         with torch.inference_mode():
-            return self.scores_from_features(build_features(self.encoder, cleaned_texts))
+            features = build_features(self.encoder, cleaned_texts, self.emojis)
+            return self.scores_from_features(features)
 
     @torch.inference_mode()
     def scores_from_features(self, features: torch.Tensor) -> list[dict[str, float]]:

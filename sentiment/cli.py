@@ -57,6 +57,11 @@ def register(subparsers) -> None:
     )
     train.add_argument("--hidden", type=int, default=None, help="hidden units (0: linear)")
     train.add_argument("--epochs", type=int, default=None)
+    train.add_argument(
+        "--no-emoji-features",
+        action="store_true",
+        help="leave nade's 151 emoji probabilities out of the features",
+    )
     train.set_defaults(handler=run_train)
 
     evaluate = commands.add_parser(
@@ -134,6 +139,8 @@ def run_train(args) -> int:
         config.hidden = args.hidden
     if args.epochs is not None:
         config.epochs = args.epochs
+    if args.no_emoji_features:
+        config.emoji_features = False
     out = args.out or settings.sentiment_head_dir
     metadata = train(settings, out, config)
     print(
@@ -159,7 +166,10 @@ def run_eval(args) -> int:
 
     settings = SentimentSettings()
     classifier = load_classifier(settings)
-    left_out = None if args.no_left_out else topic_left_out(settings, HeadTraining())
+    # The left-out heads are trained like the one served: with its features.
+    metadata = getattr(classifier.backend, "metadata", None)
+    config = HeadTraining(emoji_features=bool(metadata and metadata.emoji_features))
+    left_out = None if args.no_left_out else topic_left_out(settings, config)
     corpus_rows, chat_rows = evaluate(settings, classifier, left_out)
     tables = f"{corpus_table(corpus_rows)}\n\n{chat_table(chat_rows)}"
     description = (

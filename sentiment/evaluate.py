@@ -151,12 +151,13 @@ def evaluate(
 
 
 def _test_predictions(settings: SentimentSettings, classifier: Classifier) -> tuple[list, list]:
-    from sentiment.train import corpus_features, corpus_texts
+    from sentiment.train import corpus_texts, training_features
 
     if classifier.backend.name != "minilm":
         test = [t for t in corpus_texts(settings) if t.split == "test"]
         return test, classifier.classify([t.text for t in test])
-    texts, features, _ = corpus_features(settings)
+    emoji_features = bool(classifier.backend.metadata.emoji_features)
+    texts, features, _ = training_features(settings, emoji_features)
     rows = [i for i, t in enumerate(texts) if t.split == "test"]
     scores = classifier.backend.scores_from_features(features[rows])
     threshold, suggest = classifier.neutral_threshold, classifier.suggest_threshold
@@ -165,10 +166,10 @@ def _test_predictions(settings: SentimentSettings, classifier: Classifier) -> tu
 
 def topic_left_out(settings: SentimentSettings, config) -> dict[str, Labels]:
     """Per tweet topic: a head trained without that topic's tweets, scored on its test tweets."""
-    from sentiment.train import corpus_features, fit, head_probabilities
+    from sentiment.train import fit, head_probabilities, training_features
     from sentiment.tweets import TOPICS
 
-    texts, features, _ = corpus_features(settings)
+    texts, features, _ = training_features(settings, config.emoji_features)
     results = {}
     for topic in TOPICS:
         head, threshold, _ = fit(texts, features, config, settings.sentiment_seed, leave_out=topic)

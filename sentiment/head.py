@@ -32,11 +32,13 @@ class HeadMetadata:
     encoder_fingerprint: str
     max_length: int
     labels: tuple[str, ...] = LABELS
-    features: str = "minilm mean-pooled embedding + vader compound/pos/neg/neu"
+    features: str = "minilm mean-pooled embedding + vader compound/pos/neg/neu [+ nade emojis]"
     training: dict = field(default_factory=dict)
     # Least confidence for an auto-suggestion, calibrated on validation tweets;
     # None (a head from before it) leaves the neutral threshold to decide.
     suggest_threshold: float | None = None
+    # nade emoji probabilities after the embedding and VADER (0: none, a head from before).
+    emoji_features: int = 0
 
 
 class MoodHead(nn.Module):
