@@ -58,6 +58,9 @@ def register(subparsers) -> None:
     train.add_argument("--hidden", type=int, default=None, help="hidden units (0: linear)")
     train.add_argument("--epochs", type=int, default=None)
     train.add_argument(
+        "--members", type=int, default=None, help="heads from successive seeds, averaged"
+    )
+    train.add_argument(
         "--no-emoji-features",
         action="store_true",
         help="leave nade's 151 emoji probabilities out of the features",
@@ -141,6 +144,8 @@ def run_train(args) -> int:
         config.epochs = args.epochs
     if args.no_emoji_features:
         config.emoji_features = False
+    if args.members is not None:
+        config.members = args.members
     out = args.out or settings.sentiment_head_dir
     metadata = train(settings, out, config)
     print(
@@ -168,7 +173,10 @@ def run_eval(args) -> int:
     classifier = load_classifier(settings)
     # The left-out heads are trained like the one served: with its features.
     metadata = getattr(classifier.backend, "metadata", None)
-    config = HeadTraining(emoji_features=bool(metadata and metadata.emoji_features))
+    config = HeadTraining(
+        emoji_features=bool(metadata and metadata.emoji_features),
+        members=metadata.members if metadata else 1,
+    )
     left_out = None if args.no_left_out else topic_left_out(settings, config)
     corpus_rows, chat_rows = evaluate(settings, classifier, left_out)
     tables = f"{corpus_table(corpus_rows)}\n\n{chat_table(chat_rows)}"

@@ -7,7 +7,15 @@ import torch
 
 from sentiment.encoder import SentenceEncoder, packaged_encoder_dir
 from sentiment.features import cached_features
-from sentiment.head import LABELS, HeadMetadata, MoodHead, head_onnx, load_head, save_head
+from sentiment.head import (
+    LABELS,
+    HeadEnsemble,
+    HeadMetadata,
+    MoodHead,
+    head_onnx,
+    load_head,
+    save_head,
+)
 from sentiment.train import (
     HeadTraining,
     calibrate_neutral_threshold,
@@ -78,15 +86,16 @@ def test_fit_head_learns_three_classes_and_round_trips(tmp_path):
         assert torch.equal(loaded(validation_set.features), head(validation_set.features))
 
 
-@pytest.mark.parametrize("hidden", [8, 0])
-def test_the_onnx_head_gives_the_torch_heads_probabilities(hidden):
+@pytest.mark.parametrize(("hidden", "members"), [(8, 1), (0, 1), (8, 3)])
+def test_the_onnx_head_gives_the_torch_heads_probabilities(hidden, members):
     import onnxruntime
 
     texts, features = _corpus(600, seed=3)
-    config = HeadTraining(hidden=hidden, epochs=3, batch_size=32, learning_rate=1e-2)
-    head, _ = fit_head(
-        examples(texts, features, "train"), examples(texts, features, "validation"), config, 4
+    config = HeadTraining(
+        hidden=hidden, epochs=3, batch_size=32, learning_rate=1e-2, members=members
     )
+    head, _, _ = fit(texts, features, config, seed=4)
+    assert isinstance(head, HeadEnsemble) == (members > 1)
     session = onnxruntime.InferenceSession(head_onnx(head), providers=["CPUExecutionProvider"])
     # Far from the training data too: GELU's tails and the softmax's saturation.
     probe = torch.cat([features, 5 * torch.randn(50, EMBEDDING + 4)])
@@ -96,6 +105,24 @@ def test_the_onnx_head_gives_the_torch_heads_probabilities(hidden):
     assert fast.shape == (len(probe), len(LABELS))
     assert abs(fast - reference).max() < 1e-6
     assert (fast.argmax(1) == reference.argmax(1)).all()
+
+
+def test_an_ensemble_averages_its_members_and_round_trips(tmp_path):
+    texts, features = _corpus(900, seed=6)
+    config = HeadTraining(hidden=8, epochs=4, batch_size=32, learning_rate=1e-2, members=3)
+    ensemble, threshold, summary = fit(texts, features, config, seed=4)
+    probe = features[:50]
+    with torch.no_grad():
+        alone = torch.stack([member(probe) for member in ensemble.members])
+        assert not torch.allclose(alone[0], alone[1])  # different seeds, different heads
+        assert torch.allclose(ensemble(probe), alone.mean(0))
+    metadata = HeadMetadata(EMBEDDING + 4, 8, threshold, "test", 32, members=3)
+    save_head(ensemble, metadata, tmp_path)
+    loaded, loaded_metadata = load_head(tmp_path)
+    assert isinstance(loaded, HeadEnsemble) and loaded_metadata.members == 3
+    with torch.no_grad():
+        assert torch.equal(loaded(probe), ensemble(probe))
+    assert summary["validation_three_way_macro_f1"] > 0.6  # guessing scores 1/3
 
 
 def test_an_untrained_onnx_head_is_not_the_trained_one():
