@@ -4,6 +4,7 @@
     moodmoji sentiment classify "text"    # the same, spelled out
     moodmoji sentiment train              # refit the head (writes sentiment/default_head/)
     moodmoji sentiment eval               # tables vs VADER into docs/sentiment.md
+    moodmoji sentiment prepare            # fill the cache serving needs (emoji model, ONNX)
 
 Torch and transformers are imported inside the handlers only.
 """
@@ -39,7 +40,7 @@ def register(subparsers) -> None:
     )
     commands = parser.add_subparsers(
         dest="sentiment_command",
-        metavar="{classify,train,eval} | TEXT",
+        metavar="{classify,train,eval,prepare} | TEXT",
         required=True,
         action=_CommandOrText,
     )
@@ -47,6 +48,13 @@ def register(subparsers) -> None:
     classify = commands.add_parser("classify", help="print label, confidence and time taken")
     classify.add_argument("text", nargs="+", help="the message (several words are joined)")
     classify.set_defaults(handler=run_classify)
+
+    prepare = commands.add_parser(
+        "prepare",
+        help="fetch and build what classifying needs into the cache (nade's emoji model, "
+        "the ONNX encoder), so the first message does not wait and no network is needed later",
+    )
+    prepare.set_defaults(handler=run_prepare)
 
     train = commands.add_parser("train", help="train the classification head")
     train.add_argument(
@@ -127,6 +135,22 @@ def run_classify(args) -> int:
         f"{prediction.label}  confidence {prediction.confidence:.3f}  "
         f"({1000 * (done - loaded):.1f} ms; model load {loaded - started:.2f} s)"
         f"  [{scores}]"
+    )
+    return 0
+
+
+def run_prepare(args) -> int:
+    _quiet_transformers()
+    from sentiment import load_classifier
+    from sentiment.settings import SentimentSettings
+
+    settings = SentimentSettings()
+    started = time.perf_counter()
+    load_classifier(settings)  # exports the ONNX encoder and fetches the emoji model if missing
+    cached = sorted(p.name for p in settings.sentiment_cache_dir.glob("*") if p.is_file())
+    print(
+        f"ready in {time.perf_counter() - started:.1f} s: {settings.sentiment_cache_dir} "
+        f"holds {', '.join(cached) or 'nothing (this backend needs no cache)'}"
     )
     return 0
 

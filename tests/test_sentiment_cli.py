@@ -24,6 +24,13 @@ def test_subcommands_parse():
     assert build_parser().parse_args(["sentiment", "eval"]).sentiment_command == "eval"
 
 
+def test_prepare_leaves_the_emoji_model_and_the_onnx_encoder_in_the_cache(capsys, monkeypatch):
+    monkeypatch.setenv("MOODMOJI_SENTIMENT_DEVICE", "cpu")
+    assert main(["sentiment", "prepare"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ready in ") and "nade_250k_hp.ftz" in out and "encoder-" in out
+
+
 def test_classify_prints_label_confidence_and_time(capsys, monkeypatch):
     monkeypatch.setenv("MOODMOJI_SENTIMENT_DEVICE", "cpu")
     assert main(["sentiment", "this is the best day ever 🎉"]) == 0
