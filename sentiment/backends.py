@@ -1,8 +1,9 @@
 """Backends turn cleaned texts into class probabilities; the classifier does the rest.
 
-`minilm` (default, offline): the packaged MiniLM encoder, VADER scores and the
-committed head. `hf`: any Hugging Face sequence-classification model, by hub id
-or local folder, with its labels mapped onto positive / negative / neutral.
+`minilm` (default, offline once nade's emoji model is cached): the packaged
+MiniLM encoder, VADER scores, the emoji probabilities and the committed head.
+`hf`: any Hugging Face sequence-classification model, by hub id or local
+folder, with its labels mapped onto positive / negative / neutral.
 """
 
 import logging

@@ -1,4 +1,5 @@
-"""`moodmoji sentiment train`: fit the three-class head on frozen MiniLM + VADER features.
+"""`moodmoji sentiment train`: fit the three-class head on frozen MiniLM + VADER features
+(and nade's emoji probabilities), five heads from successive seeds averaged.
 
 Two sources, each with its own fixed, seeded split (sentiment/data.py,
 sentiment/tweets.py): the Hutto rated sentences (near-zero ratings are the
@@ -7,7 +8,8 @@ Within a source the three classes weigh the same, so the many neutral car
 tweets do not teach the head that tweets are mostly neutral; each source
 weighs in proportion to its size. The epoch kept is the one with the best
 three-way macro-F1 on the validation split; a neutral threshold is then
-calibrated there too (below it the likeliest class gives way to neutral).
+calibrated there too (below it the likeliest class gives way to neutral),
+and the stricter auto-suggest threshold on the validation tweets.
 """
 
 import logging
