@@ -271,6 +271,9 @@ class Mood:
     confidence: float
     scores: dict[str, float]
     leaning: str  # the likelier of positive and negative (sentiment.Prediction.leaning)
+    # Sure enough for an unasked-for emoji (sentiment.Prediction.suggest: the model's
+    # auto-suggest threshold, calibrated for few false alarms on neutral messages).
+    suggest: bool = True
 
 
 def new_incident_id() -> str:

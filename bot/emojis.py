@@ -69,6 +69,9 @@ class EmojiRequests:
             float(prediction.confidence),
             dict(prediction.scores),
             prediction.leaning,
+            # A reader that does not say (a custom `read_moods`) leaves the server's
+            # own threshold to decide, as before the model had a suggest threshold.
+            bool(getattr(prediction, "suggest", True)),
         )
 
     def new_seed(self) -> int:

@@ -43,7 +43,9 @@ class Suggestions:
         if await self.state.cooldown_left("channel", channel_id):
             return Skipped("rate_limited")
         mood = await self.emojis.read_mood(text)
-        if mood.label not in LABELS:
+        # The model's own bar first (few false alarms on neutral chat, calibrated on
+        # validation tweets), then the server's, which may only be stricter in effect.
+        if mood.label not in LABELS or not mood.suggest:
             return Skipped("no_clear_mood")
         if mood.confidence < settings.threshold:
             return Skipped("below_threshold")

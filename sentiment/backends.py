@@ -1,8 +1,9 @@
 """Backends turn cleaned texts into class probabilities; the classifier does the rest.
 
-`minilm` (default, offline): the packaged MiniLM encoder, VADER scores and the
-committed head. `hf`: any Hugging Face sequence-classification model, by hub id
-or local folder, with its labels mapped onto positive / negative / neutral.
+`minilm` (default, offline once nade's emoji model is cached): the packaged
+MiniLM encoder, VADER scores, the emoji probabilities and the committed head.
+`hf`: any Hugging Face sequence-classification model, by hub id or local
+folder, with its labels mapped onto positive / negative / neutral.
 """
 
 import logging
@@ -13,14 +14,15 @@ import torch
 
 from moodmoji.device import resolve_device
 from moodmoji.errors import MoodmojiError
+from sentiment.emoji_model import EMOJIS, EmojiPredictor, fetch_emoji_model
 from sentiment.encoder import (
     OnnxSentenceEncoder,
     SentenceEncoder,
     limit_cpu_threads,
     packaged_encoder_dir,
 )
-from sentiment.features import build_features
-from sentiment.head import load_head
+from sentiment.features import build_features, build_features_array
+from sentiment.head import head_onnx, load_head
 from sentiment.settings import SentimentSettings
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ class Backend(Protocol):
     name: str
     classes: tuple[str, ...]  # the keys of every scores dict it returns
     default_neutral_threshold: float
+    default_suggest_threshold: float | None  # None: any mood may be suggested
     device: torch.device
 
     def polarity_scores(self, cleaned_texts: list[str]) -> list[dict[str, float]]: ...
@@ -68,25 +71,51 @@ class MiniLMBackend:
                 max_length=settings.sentiment_max_length,
                 batch_size=settings.sentiment_batch_size,
             )
-        if self.encoder.dimension + 4 != self.metadata.in_features:
+        self.emojis = None
+        if self.metadata.emoji_features:
+            self.emojis = EmojiPredictor(fetch_emoji_model(settings.sentiment_cache_dir))
+        emoji_columns = EMOJIS if self.emojis is not None else 0
+        if self.encoder.dimension + 4 + emoji_columns != self.metadata.in_features:
             raise MoodmojiError(
                 f"the head in {settings.sentiment_head_dir} expects {self.metadata.in_features} "
                 f"features but encoder {self.encoder.folder} gives {self.encoder.dimension} + 4"
+                + (f" + {emoji_columns} emoji" if emoji_columns else "")
             )
         self.head.to(self.device)
+        self.head_session = None
+        if runtime == "onnx":
+            # The whole path stays in numpy and ONNX Runtime: no torch op runs per
+            # message (torch's dispatch was a fifth of a one-message call).
+            import onnxruntime
+
+            from sentiment.encoder import session_options
+
+            self.head_session = onnxruntime.InferenceSession(
+                head_onnx(self.head),
+                session_options(onnxruntime, settings.sentiment_cpu_threads),
+                providers=["CPUExecutionProvider"],
+            )
         self.default_neutral_threshold = self.metadata.neutral_threshold
-        # Load the VADER lexicon and let torch pick its kernels now, not on a
-        # user's first message.
+        self.default_suggest_threshold = self.metadata.suggest_threshold
+        # Load the VADER lexicon and let the runtimes pick their kernels now,
+        # not on a user's first message.
         self.polarity_scores(["warming up"])
 
-    @torch.inference_mode()
     def polarity_scores(self, cleaned_texts: list[str]) -> list[dict[str, float]]:
-        return self.scores_from_features(build_features(self.encoder, cleaned_texts))
+        if self.head_session is not None:
+            features = build_features_array(self.encoder, cleaned_texts, self.emojis)
+            probabilities = self.head_session.run(None, {"features": features})[0].tolist()
+            return self._named(probabilities)
+        with torch.inference_mode():
+            features = build_features(self.encoder, cleaned_texts, self.emojis)
+            return self.scores_from_features(features)
 
     @torch.inference_mode()
     def scores_from_features(self, features: torch.Tensor) -> list[dict[str, float]]:
         """The head's answer for features already built (evaluation reuses cached ones)."""
-        probabilities = self.head(features.to(self.device)).cpu().tolist()
+        return self._named(self.head(features.to(self.device)).cpu().tolist())
+
+    def _named(self, probabilities: list[list[float]]) -> list[dict[str, float]]:
         order = self.metadata.labels
         return [dict(zip(order, row, strict=True)) for row in probabilities]
 
@@ -117,6 +146,7 @@ class HFBackend:
     # A model with its own neutral class decides neutrality itself; the band
     # then only catches a barely-leading mood.
     default_neutral_threshold = 0.5
+    default_suggest_threshold = None  # not calibrated: MOODMOJI_SENTIMENT_SUGGEST_THRESHOLD
 
     def __init__(self, settings: SentimentSettings):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer

@@ -10,9 +10,16 @@ from sentiment.settings import SentimentSettings
 
 
 class Classifier:
-    def __init__(self, backend: Backend, neutral_threshold: float, max_chars: int):
+    def __init__(
+        self,
+        backend: Backend,
+        neutral_threshold: float,
+        max_chars: int,
+        suggest_threshold: float | None = None,
+    ):
         self.backend = backend
         self.neutral_threshold = neutral_threshold
+        self.suggest_threshold = suggest_threshold
         self.max_chars = max_chars
         # One forward pass at a time: parallel passes on a small CPU only
         # contend, and fast tokenizers shared across threads have failed with
@@ -32,7 +39,11 @@ class Classifier:
         predictions = []
         for text in cleaned:
             if text:
-                predictions.append(Prediction.from_scores(next(scored), self.neutral_threshold))
+                predictions.append(
+                    Prediction.from_scores(
+                        next(scored), self.neutral_threshold, self.suggest_threshold
+                    )
+                )
             else:
                 predictions.append(Prediction("neutral", max(undecided.values()), dict(undecided)))
         return predictions
@@ -53,7 +64,10 @@ def load_classifier(settings: SentimentSettings | None = None) -> Classifier:
     threshold = settings.sentiment_neutral_threshold
     if threshold is None:
         threshold = backend.default_neutral_threshold
-    return Classifier(backend, threshold, settings.sentiment_max_chars)
+    suggest = settings.sentiment_suggest_threshold
+    if suggest is None:
+        suggest = backend.default_suggest_threshold
+    return Classifier(backend, threshold, settings.sentiment_max_chars, suggest)
 
 
 _default: Classifier | None = None

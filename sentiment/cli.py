@@ -4,6 +4,7 @@
     moodmoji sentiment classify "text"    # the same, spelled out
     moodmoji sentiment train              # refit the head (writes sentiment/default_head/)
     moodmoji sentiment eval               # tables vs VADER into docs/sentiment.md
+    moodmoji sentiment prepare            # fill the cache serving needs (emoji model, ONNX)
 
 Torch and transformers are imported inside the handlers only.
 """
@@ -39,7 +40,7 @@ def register(subparsers) -> None:
     )
     commands = parser.add_subparsers(
         dest="sentiment_command",
-        metavar="{classify,train,eval} | TEXT",
+        metavar="{classify,train,eval,prepare} | TEXT",
         required=True,
         action=_CommandOrText,
     )
@@ -47,6 +48,13 @@ def register(subparsers) -> None:
     classify = commands.add_parser("classify", help="print label, confidence and time taken")
     classify.add_argument("text", nargs="+", help="the message (several words are joined)")
     classify.set_defaults(handler=run_classify)
+
+    prepare = commands.add_parser(
+        "prepare",
+        help="fetch and build what classifying needs into the cache (nade's emoji model, "
+        "the ONNX encoder), so the first message does not wait and no network is needed later",
+    )
+    prepare.set_defaults(handler=run_prepare)
 
     train = commands.add_parser("train", help="train the classification head")
     train.add_argument(
@@ -57,6 +65,14 @@ def register(subparsers) -> None:
     )
     train.add_argument("--hidden", type=int, default=None, help="hidden units (0: linear)")
     train.add_argument("--epochs", type=int, default=None)
+    train.add_argument(
+        "--members", type=int, default=None, help="heads from successive seeds, averaged"
+    )
+    train.add_argument(
+        "--no-emoji-features",
+        action="store_true",
+        help="leave nade's 151 emoji probabilities out of the features",
+    )
     train.set_defaults(handler=run_train)
 
     evaluate = commands.add_parser(
@@ -85,6 +101,14 @@ def register_bench(bench_subparsers) -> None:
         default="onnx,torch",
         help="encoder runtimes to measure side by side, the first is the one served "
         "(onnx needs a cpu device)",
+    )
+    bench.add_argument(
+        "--block",
+        type=int,
+        default=20,
+        help="single-message calls in a row per runtime before the next takes over (1: "
+        "call by call, where each runtime's weights evict the other's from the cpu caches, "
+        "which a server running one runtime does not see)",
     )
     bench.add_argument("--no-write", action="store_true", help="print, do not touch the docs")
     bench.set_defaults(handler=run_bench)
@@ -115,6 +139,22 @@ def run_classify(args) -> int:
     return 0
 
 
+def run_prepare(args) -> int:
+    _quiet_transformers()
+    from sentiment import load_classifier
+    from sentiment.settings import SentimentSettings
+
+    settings = SentimentSettings()
+    started = time.perf_counter()
+    load_classifier(settings)  # exports the ONNX encoder and fetches the emoji model if missing
+    cached = sorted(p.name for p in settings.sentiment_cache_dir.glob("*") if p.is_file())
+    print(
+        f"ready in {time.perf_counter() - started:.1f} s: {settings.sentiment_cache_dir} "
+        f"holds {', '.join(cached) or 'nothing (this backend needs no cache)'}"
+    )
+    return 0
+
+
 def run_train(args) -> int:
     _quiet_transformers()
     from sentiment.settings import SentimentSettings
@@ -126,6 +166,10 @@ def run_train(args) -> int:
         config.hidden = args.hidden
     if args.epochs is not None:
         config.epochs = args.epochs
+    if args.no_emoji_features:
+        config.emoji_features = False
+    if args.members is not None:
+        config.members = args.members
     out = args.out or settings.sentiment_head_dir
     metadata = train(settings, out, config)
     print(
@@ -151,17 +195,25 @@ def run_eval(args) -> int:
 
     settings = SentimentSettings()
     classifier = load_classifier(settings)
-    left_out = None if args.no_left_out else topic_left_out(settings, HeadTraining())
+    # The left-out heads are trained like the one served: with its features.
+    metadata = getattr(classifier.backend, "metadata", None)
+    config = HeadTraining(
+        emoji_features=bool(metadata and metadata.emoji_features),
+        members=metadata.members if metadata else 1,
+    )
+    left_out = None if args.no_left_out else topic_left_out(settings, config)
     corpus_rows, chat_rows = evaluate(settings, classifier, left_out)
     tables = f"{corpus_table(corpus_rows)}\n\n{chat_table(chat_rows)}"
     description = (
         f"Command: `moodmoji sentiment eval` (backend `{classifier.backend.name}`, neutral "
-        f"threshold {classifier.neutral_threshold:.2f}, split seed {settings.sentiment_seed}).\n"
+        f"threshold {classifier.neutral_threshold:.2f}, auto-suggest threshold "
+        f"{_threshold(classifier.suggest_threshold)}, split seed {settings.sentiment_seed}).\n"
         "Test splits only. Binary accuracy: texts rated positive or negative, each model "
         "forced to choose; 3-way F1: every text, macro-averaged over the three classes; "
         "abstains: share of the positive or negative texts called neutral; topic left out: "
         "a head trained without that topic's tweets, scored on them; false alarms: share "
-        "of the neutral chat messages given a mood."
+        "of the neutral chat messages given a mood; auto-suggest: ours where a prediction "
+        "may be suggested (confidence at or above the auto-suggest threshold), else neutral."
     )
     print(tables)
     if not args.no_write:
@@ -169,12 +221,17 @@ def run_eval(args) -> int:
     return 0
 
 
+def _threshold(value: float | None) -> str:
+    return "none" if value is None else f"{value:.2f}"
+
+
 def run_bench(args) -> int:
     """Single-message latency and batched throughput, each runtime asked in turn.
 
-    The runtimes are interleaved call by call (and round by round for the
-    batched run), so on a machine whose load drifts they see the same load
-    and their ratio is fair even when the absolute figures are not.
+    The runtimes take turns in blocks of `--block` calls (and round by round
+    for the batched run), the order flipping every block, so on a machine
+    whose load drifts they see the same load and their ratio is fair even
+    when the absolute figures are not.
     """
     _quiet_transformers()
     import torch
@@ -197,11 +254,14 @@ def run_bench(args) -> int:
         load_s[runtime] = time.perf_counter() - started
         classifiers[runtime].classify(chat[:64])  # warm-up: first calls allocate and pick kernels
     single_ms = {runtime: [] for runtime in runtimes}
-    for i in range(args.repeats):
-        for runtime, classifier in classifiers.items():
-            tick = time.perf_counter()
-            classifier.classify([chat[i % len(chat)]])
-            single_ms[runtime].append(1000 * (time.perf_counter() - tick))
+    block = max(1, args.block)
+    for start in range(0, args.repeats, block):
+        turn = runtimes if (start // block) % 2 == 0 else runtimes[::-1]
+        for runtime in turn:
+            for i in range(start, min(start + block, args.repeats)):
+                tick = time.perf_counter()
+                classifiers[runtime].classify([chat[i % len(chat)]])
+                single_ms[runtime].append(1000 * (time.perf_counter() - tick))
     messages = [chat[i % len(chat)] for i in range(args.messages)]
     per_second = {runtime: [] for runtime in runtimes}
     for _round in range(3):
@@ -214,7 +274,8 @@ def run_bench(args) -> int:
         f"Backend `{backend.name}` on {backend.device}, threads {settings.sentiment_cpu_threads} "
         f"(torch reports {torch.get_num_threads()}), batch size {settings.sentiment_batch_size}; "
         f"messages from `sentiment/chat_eval.json` ({len(chat)} Discord-style messages, cleaning "
-        f"included); runtimes interleaved call by call, batched runs 3 rounds (median); "
+        f"included); runtimes take turns every {block} single-message calls (order flipped "
+        f"each turn), batched runs 3 rounds (median); "
         f"load average (1/5/15 min) at start {load_average}, at end "
         + " / ".join(f"{x:.1f}" for x in os.getloadavg())
         + ".",
@@ -249,7 +310,7 @@ def run_bench(args) -> int:
     if not args.no_write:
         command = (
             f"moodmoji bench sentiment --repeats {args.repeats} --messages {args.messages} "
-            f"--runtimes {args.runtimes}"
+            f"--runtimes {args.runtimes} --block {block}"
         )
         print(f"written to {write_section('sentiment', body, command)}")
     return 0

@@ -1,25 +1,44 @@
-"""What the head sees: the sentence embedding with the VADER scores appended.
+"""What the head sees: the sentence embedding with the VADER scores appended,
+and for a head trained with them, nade's 151 emoji probabilities after those.
 
 Training, evaluation and live classification all build features here, so the
 three can never drift apart. Embeddings of the training corpus are cached on
-disk, keyed by the encoder's fingerprint, the token limit and the texts.
+disk, keyed by the encoder's fingerprint, the token limit and the texts (the
+emoji probabilities take seconds for the whole corpus and are not cached).
 """
 
 import hashlib
 import logging
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from sentiment.encoder import SentenceEncoder
-from sentiment.lexicon import vader_scores
+from sentiment.emoji_model import EmojiPredictor
+from sentiment.encoder import OnnxSentenceEncoder, SentenceEncoder
+from sentiment.lexicon import vader_array, vader_scores
 
 log = logging.getLogger(__name__)
 
 
-def build_features(encoder: SentenceEncoder, cleaned_texts: list[str]) -> torch.Tensor:
-    """(n, encoder dimension + 4) float32 on the cpu."""
-    return torch.cat([encoder.encode(cleaned_texts), vader_scores(cleaned_texts)], dim=1)
+def build_features(
+    encoder: SentenceEncoder, cleaned_texts: list[str], emojis: EmojiPredictor | None = None
+) -> torch.Tensor:
+    """(n, encoder dimension + 4 [+ 151]) float32 on the cpu."""
+    parts = [encoder.encode(cleaned_texts), vader_scores(cleaned_texts)]
+    if emojis is not None:
+        parts.append(torch.from_numpy(emojis.probabilities(cleaned_texts)))
+    return torch.cat(parts, dim=1)
+
+
+def build_features_array(
+    encoder: OnnxSentenceEncoder, cleaned_texts: list[str], emojis: EmojiPredictor | None = None
+) -> np.ndarray:
+    """`build_features` without torch, for the ONNX Runtime path (the same numbers)."""
+    parts = [encoder.embed(cleaned_texts), vader_array(cleaned_texts)]
+    if emojis is not None:
+        parts.append(emojis.probabilities(cleaned_texts))
+    return np.concatenate(parts, axis=1)
 
 
 def cached_features(

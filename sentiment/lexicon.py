@@ -8,6 +8,7 @@ lexicon is reliable.
 
 from functools import lru_cache
 
+import numpy as np
 import torch
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
@@ -21,14 +22,19 @@ def _analyzer() -> SentimentIntensityAnalyzer:
     return SentimentIntensityAnalyzer()
 
 
-def vader_scores(texts: list[str]) -> torch.Tensor:
+def vader_array(texts: list[str]) -> np.ndarray:
     """(len(texts), 4) float32: compound, pos, neg, neu per text."""
     analyzer = _analyzer()
     rows = []
     for text in texts:
         scores = analyzer.polarity_scores(text)
         rows.append([scores[name] for name in FEATURES])
-    return torch.tensor(rows, dtype=torch.float32).reshape(len(texts), len(FEATURES))
+    return np.array(rows, dtype=np.float32).reshape(len(texts), len(FEATURES))
+
+
+def vader_scores(texts: list[str]) -> torch.Tensor:
+    """`vader_array` as a tensor."""
+    return torch.from_numpy(vader_array(texts))
 
 
 def vader_label(compound: float, neutral_band: float = VADER_NEUTRAL_BAND) -> str:

@@ -45,6 +45,14 @@ class SentimentSettings(CommonSettings):
         description="below this confidence the label is neutral; empty means the threshold "
         "calibrated at training time and stored with the head",
     )
+    sentiment_suggest_threshold: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="least confidence for an unasked-for suggestion (Prediction.suggest); "
+        "empty means the one calibrated at training time on validation tweets for "
+        "at most 10% false alarms, stored with the head",
+    )
     sentiment_runtime: Literal["auto", "onnx", "torch"] = Field(
         "auto",
         description="minilm backend: onnx (ONNX Runtime, about twice as fast on a cpu; the "

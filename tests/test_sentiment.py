@@ -120,7 +120,32 @@ def test_neutral_band_turns_a_weak_mood_into_neutral(classifier):
 def test_prediction_from_scores_applies_the_threshold():
     scores = {"positive": 0.62, "negative": 0.38}
     assert Prediction.from_scores(scores, 0.7) == Prediction("neutral", 0.62, scores)
-    assert Prediction.from_scores(scores, 0.6) == Prediction("positive", 0.62, scores)
+    assert Prediction.from_scores(scores, 0.6) == Prediction("positive", 0.62, scores, True)
+
+
+def test_a_mood_below_the_suggest_threshold_is_not_suggested():
+    scores = {"positive": 0.62, "negative": 0.3, "neutral": 0.08}
+    unsure = Prediction.from_scores(scores, 0.38, suggest_threshold=0.7)
+    assert unsure.label == "positive" and not unsure.suggest  # a mood, but no suggestion
+    assert Prediction.from_scores(scores, 0.38, suggest_threshold=0.6).suggest
+    calm = Prediction.from_scores({"positive": 0.1, "negative": 0.1, "neutral": 0.8}, 0.38, 0.5)
+    assert not calm.suggest  # neutral is never suggested, however sure
+
+
+def test_committed_head_has_a_suggest_threshold_above_the_neutral_one(classifier):
+    assert classifier.suggest_threshold == classifier.backend.metadata.suggest_threshold
+    assert classifier.neutral_threshold < classifier.suggest_threshold < 1.0
+    sure, weak = classifier.classify(
+        ["I love this, it is absolutely wonderful!", "the movie was fine I guess, some good parts"]
+    )
+    assert sure.suggest and sure.confidence >= classifier.suggest_threshold
+    assert not weak.suggest or weak.confidence >= classifier.suggest_threshold
+
+
+def test_the_suggest_threshold_setting_overrides_the_heads():
+    settings = SentimentSettings(sentiment_device="cpu", sentiment_suggest_threshold=1.0)
+    (prediction,) = load_classifier(settings).classify(["I love this, it is wonderful!"])
+    assert prediction.label == "positive" and not prediction.suggest
 
 
 def test_committed_head_has_a_calibrated_threshold(classifier):
@@ -197,12 +222,41 @@ def test_onnx_and_torch_runtimes_agree_on_the_chat_set(classifier, torch_classif
     from sentiment.evaluate import load_chat_set
 
     assert classifier.backend.runtime == "onnx" and torch_classifier.backend.runtime == "torch"
-    texts = [m["text"] for m in load_chat_set()][::5]  # 70 messages, every category
+    texts = [m["text"] for m in load_chat_set()]  # 350 messages, every category
     for fast, reference in zip(
         classifier.classify(texts), torch_classifier.classify(texts), strict=True
     ):
         assert fast.label == reference.label
         assert fast.scores == pytest.approx(reference.scores, abs=1e-4)
+
+
+def test_the_fast_tokenizer_gives_the_wrappers_token_ids(classifier):
+    from sentiment.cleaning import clean_message
+    from sentiment.evaluate import load_chat_set
+
+    encoder = classifier.backend.encoder
+    texts = [clean_message(m["text"]) for m in load_chat_set()]
+    # Cut at the token limit, one long word, and non-ASCII text.
+    texts += ["so happy " * 300, "x" * 4000, "naïve café — “quotes” 日本語"]
+    for batch in ([t] for t in texts), [texts[:64], texts[-3:]]:
+        for rows in batch:
+            ids, mask = encoder.tokenize(rows)
+            reference = encoder.tokenizer(
+                rows, padding=True, truncation=True, max_length=encoder.max_length
+            )
+            assert ids.tolist() == reference["input_ids"]
+            assert mask.tolist() == reference["attention_mask"]
+    assert ids.shape[1] == encoder.max_length  # the long ones were cut
+
+
+def test_onnx_path_runs_no_torch_head(classifier, monkeypatch):
+    # One message goes through numpy and ONNX Runtime only: torch's per-op
+    # dispatch cost more than the small head itself. A torch call here fails.
+    def refuse(*args, **kwargs):
+        raise AssertionError("the torch head ran")
+
+    monkeypatch.setattr(classifier.backend.head, "forward", refuse)
+    assert classifier.classify(["I love this so much!"])[0].label == "positive"
 
 
 def test_onnx_on_a_gpu_is_a_clear_error():

@@ -48,3 +48,12 @@ def test_long_message_is_cut_at_a_word_boundary():
 def test_truncate_words_keeps_short_text_and_cuts_unbroken_text():
     assert truncate_words("short", 10) == "short"
     assert truncate_words("x" * 50, 10) == "x" * 10
+
+
+def test_the_ascii_shortcut_blanks_what_the_general_path_blanks():
+    from sentiment.cleaning import _ASCII_CONTROL, _printable
+
+    every_ascii = "".join(chr(i) for i in range(128))
+    assert _ASCII_CONTROL.sub(" ", every_ascii) == _printable(every_ascii)
+    # An entity can decode to an emoji: the shortcut is taken after unescaping.
+    assert clean_message("&#128512; hi &lt;3") == "grinning face hi <3"

@@ -7,10 +7,19 @@ import torch
 
 from sentiment.encoder import SentenceEncoder, packaged_encoder_dir
 from sentiment.features import cached_features
-from sentiment.head import LABELS, HeadMetadata, load_head, save_head
+from sentiment.head import (
+    LABELS,
+    HeadEnsemble,
+    HeadMetadata,
+    MoodHead,
+    head_onnx,
+    load_head,
+    save_head,
+)
 from sentiment.train import (
     HeadTraining,
     calibrate_neutral_threshold,
+    calibrate_suggest_threshold,
     examples,
     fit,
     fit_head,
@@ -75,6 +84,86 @@ def test_fit_head_learns_three_classes_and_round_trips(tmp_path):
     assert loaded_metadata == metadata
     with torch.no_grad():
         assert torch.equal(loaded(validation_set.features), head(validation_set.features))
+
+
+@pytest.mark.parametrize(("hidden", "members"), [(8, 1), (0, 1), (8, 3)])
+def test_the_onnx_head_gives_the_torch_heads_probabilities(hidden, members):
+    import onnxruntime
+
+    texts, features = _corpus(600, seed=3)
+    config = HeadTraining(
+        hidden=hidden, epochs=3, batch_size=32, learning_rate=1e-2, members=members
+    )
+    head, _, _ = fit(texts, features, config, seed=4)
+    assert isinstance(head, HeadEnsemble) == (members > 1)
+    session = onnxruntime.InferenceSession(head_onnx(head), providers=["CPUExecutionProvider"])
+    # Far from the training data too: GELU's tails and the softmax's saturation.
+    probe = torch.cat([features, 5 * torch.randn(50, EMBEDDING + 4)])
+    (fast,) = session.run(None, {"features": probe.numpy()})
+    with torch.no_grad():
+        reference = head(probe).numpy()
+    assert fast.shape == (len(probe), len(LABELS))
+    assert abs(fast - reference).max() < 1e-6
+    assert (fast.argmax(1) == reference.argmax(1)).all()
+
+
+def test_an_ensemble_averages_its_members_and_round_trips(tmp_path):
+    texts, features = _corpus(900, seed=6)
+    config = HeadTraining(hidden=8, epochs=4, batch_size=32, learning_rate=1e-2, members=3)
+    ensemble, threshold, summary = fit(texts, features, config, seed=4)
+    probe = features[:50]
+    with torch.no_grad():
+        alone = torch.stack([member(probe) for member in ensemble.members])
+        assert not torch.allclose(alone[0], alone[1])  # different seeds, different heads
+        assert torch.allclose(ensemble(probe), alone.mean(0))
+    metadata = HeadMetadata(EMBEDDING + 4, 8, threshold, "test", 32, members=3)
+    save_head(ensemble, metadata, tmp_path)
+    loaded, loaded_metadata = load_head(tmp_path)
+    assert isinstance(loaded, HeadEnsemble) and loaded_metadata.members == 3
+    with torch.no_grad():
+        assert torch.equal(loaded(probe), ensemble(probe))
+    assert summary["validation_three_way_macro_f1"] > 0.6  # guessing scores 1/3
+
+
+def test_an_untrained_onnx_head_is_not_the_trained_one():
+    # The graph is built from the weights it is given, not from anything cached.
+    features = torch.randn(20, EMBEDDING + 4)
+    heads = [MoodHead(EMBEDDING + 4, 8) for _ in range(2)]
+    import onnxruntime
+
+    outputs = [
+        onnxruntime.InferenceSession(head_onnx(h), providers=["CPUExecutionProvider"]).run(
+            None, {"features": features.numpy()}
+        )[0]
+        for h in heads
+    ]
+    assert abs(outputs[0] - outputs[1]).max() > 1e-3
+
+
+def test_the_suggest_threshold_is_the_least_that_keeps_false_alarms_under_the_target():
+    def mood(p):
+        return {"positive": p, "negative": 0.0, "neutral": 1.0 - p}
+
+    # Ten neutral texts given a mood at 0.45..0.90, and one positive (ignored).
+    probabilities = [mood(0.45 + 0.05 * k) for k in range(10)] + [mood(0.99)]
+    truth = ["neutral"] * 10 + ["positive"]
+    threshold, share = calibrate_suggest_threshold(probabilities, truth, 0.2, floor=0.4)
+    # 0.80 lets three of ten through (0.80, 0.85, 0.90), 0.81 two: the target.
+    assert share == pytest.approx(0.2) and threshold == pytest.approx(0.81)
+    assert calibrate_suggest_threshold(probabilities, truth, 0.0, floor=0.4)[0] == 0.91
+    assert calibrate_suggest_threshold(probabilities, truth, 1.0, floor=0.4)[0] == 0.4
+
+
+def test_fit_calibrates_a_suggest_threshold_on_the_tweets_only():
+    texts, features = _corpus(1500, seed=5)
+    config = HeadTraining(hidden=8, epochs=5, batch_size=32, learning_rate=1e-2)
+    _, threshold, summary = fit(texts, features, config, seed=4)
+    assert threshold <= summary["suggest_threshold"] <= 0.99
+    assert summary["validation_suggest_false_alarms"] <= config.suggest_false_alarms
+    strict = HeadTraining(**{**vars(config), "suggest_false_alarms": 0.01})
+    assert (
+        fit(texts, features, strict, seed=4)[2]["suggest_threshold"] > summary["suggest_threshold"]
+    )
 
 
 def test_classes_weigh_the_same_within_each_source():
