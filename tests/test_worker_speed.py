@@ -99,6 +99,7 @@ def test_precision_auto_is_bf16_only_where_the_hardware_has_it():
         resolve_precision("int3", cpu)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("compile", [False, True])
 def test_the_gpu_path_draws_what_the_cpu_draws(compile):
