@@ -47,18 +47,45 @@ class ShapeGate:
 
 
 def shape_measures(images: Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """(coverage, solidity), each (N,), of (N, 4, H, W) RGBA images in [-1, 1]."""
+    """(coverage, solidity), each (N,), of (N, 4, H, W) RGBA images in [-1, 1].
+
+    All N masks are labelled in one scipy call, with a structuring element that never
+    connects one image to the next, and holes are found by labelling the background
+    rather than by dilating it to convergence: the worker's sampling thread runs this
+    on every pass (the same numbers as scipy's binary_fill_holes image by image, tested)."""
     from scipy import ndimage
 
     opaque = images[:, 3].detach().float().cpu().numpy() > 0.0  # alpha > 1/2
     coverage = opaque.mean(axis=(1, 2))
     solidity = np.zeros(len(opaque))
-    for i, mask in enumerate(opaque):
-        labels, count = ndimage.label(mask)
-        if count:
-            largest = np.bincount(labels.ravel())[1:].argmax() + 1
-            filled = ndimage.binary_fill_holes(labels == largest).sum()
-            solidity[i] = min(1.0, filled / mask.sum())  # over 1 only through filled holes
+    within_an_image = np.zeros((3, 3, 3), bool)
+    within_an_image[1] = ndimage.generate_binary_structure(2, 1)
+    labels, count = ndimage.label(opaque, structure=within_an_image)
+    if not count:
+        return coverage, solidity
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    owner = np.zeros(count + 1, dtype=np.int64)  # the image each blob is in
+    owner[labels.ravel()] = np.repeat(np.arange(len(opaque)), labels[0].size)
+    # Each image's largest blob, the first in scan order on a tie (as argmax would pick).
+    ids = np.arange(1, count + 1)
+    order = np.lexsort((ids, -sizes[1:], owner[1:]))
+    first = np.r_[True, owner[1:][order][1:] != owner[1:][order][:-1]]
+    largest = np.zeros(len(opaque), dtype=np.int64)
+    largest[owner[1:][order][first]] = ids[order][first]
+    blob = (labels == largest[:, None, None]) & (largest[:, None, None] > 0)
+    # Holes: the parts of the background that do not reach the image's border (what
+    # binary_fill_holes fills, in one labelling pass instead of dilations to convergence).
+    background, _ = ndimage.label(~blob, structure=within_an_image)
+    edge = np.zeros_like(blob)
+    edge[:, [0, -1], :] = edge[:, :, [0, -1]] = True
+    outside = np.zeros(background.max() + 1, dtype=bool)
+    outside[background[edge]] = True
+    outside[0] = True  # label 0 is the blob itself
+    filled = (~outside[background] | blob).sum(axis=(1, 2))
+    area = opaque.sum(axis=(1, 2))
+    has_blob = largest > 0
+    # over 1 only through filled holes
+    solidity[has_blob] = np.minimum(1.0, filled[has_blob] / area[has_blob])
     return coverage, solidity
 
 

@@ -104,3 +104,32 @@ def test_export_refits_a_gate_saved_by_older_code(rgba_run, procedural_data, tmp
     assert main(["export", str(older), "--out", str(out), "--data", str(procedural_data)]) == 0
     expected = fit_gate(load_label_images(procedural_data, "positive", alpha=True)).to_dict()
     assert load_checkpoint(out)["gate"] == expected and expected["min_contrast"] > 0
+
+
+def test_shape_measures_of_a_batch_are_scipys_image_by_image():
+    from scipy import ndimage
+
+    def one_by_one(images):
+        solidity = []
+        for mask in images[:, 3].numpy() > 0:
+            labels, count = ndimage.label(mask)
+            if not count:
+                solidity.append(0.0)
+                continue
+            largest = np.bincount(labels.ravel())[1:].argmax() + 1
+            filled = ndimage.binary_fill_holes(labels == largest).sum()
+            solidity.append(min(1.0, filled / mask.sum()))
+        return np.array(solidity)
+
+    rng = np.random.default_rng(5)
+    noise = torch.from_numpy(rng.uniform(-1, 1, (12, 4, 20, 20)).astype(np.float32))
+    noise[:2, 3] = -1  # nothing opaque
+    ring = -torch.ones(1, 4, 20, 20)
+    ring[:, 3, 4:16, 4:16] = 1
+    ring[:, 3, 8:12, 8:12] = -1  # a hole, filled for solidity
+    ring[:, 3, 17:20, 0:10] = 1  # and a smaller blob along the bottom
+    images = torch.cat([noise, ring])
+    coverage, solidity = shape_measures(images)
+    assert np.allclose(solidity, one_by_one(images))
+    assert coverage[0] == 0 and solidity[0] == 0
+    assert solidity[-1] == pytest.approx(144 / (144 - 16 + 30))  # the ring, filled, of all
