@@ -47,16 +47,6 @@ def _bench_checkpoint(args: argparse.Namespace, settings: WorkerSettings, scratc
     return path, "a 1-epoch Proposed generator at the default width (ngf=64); no models/ yet"
 
 
-def _rate(step, batch: int, seconds: float) -> float:
-    """Emojis/s of `step()`, which makes `batch` of them, run for about `seconds`."""
-    step()  # warm up
-    done, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        step()
-        done += batch
-    return done / (time.perf_counter() - started)
-
-
 def _throughput(samplers: dict, batch_sizes: list[int], png_level: int, seconds: float = 2.0):
     """{name: [(batch, forward-only emojis/s, full-path emojis/s)]} per batch size.
 
@@ -64,6 +54,7 @@ def _throughput(samplers: dict, batch_sizes: list[int], png_level: int, seconds:
     rounds, and the median kept: a machine that gets busier halfway then slows them all
     alike instead of whichever came second.
     """
+    from worker.ladder import emojis_per_second
     from worker.service import encode_groups
 
     rounds = 3 if len(samplers) > 1 else 1
@@ -79,8 +70,10 @@ def _throughput(samplers: dict, batch_sizes: list[int], png_level: int, seconds:
                     encode_groups(groups, png_level)
 
                 forward, with_png = measured[name]
-                forward.append(_rate(lambda s=sampler, j=jobs: s.sample_tensor(j), batch, seconds))
-                with_png.append(_rate(full, batch, seconds))
+                forward.append(
+                    emojis_per_second(lambda s=sampler, j=jobs: s.sample_tensor(j), batch, seconds)
+                )
+                with_png.append(emojis_per_second(full, batch, seconds))
         for name, (forward, with_png) in measured.items():
             rows[name].append((batch, statistics.median(forward), statistics.median(with_png)))
     return rows
@@ -414,6 +407,7 @@ def _png_table(sampler, seconds: float = 1.0) -> str:
 
     from gan.data import tensor_to_images
     from gan.png import encode_png
+    from worker.ladder import emojis_per_second
 
     [images] = sampler.sample_tensor([(0, 32)])
     pictures = tensor_to_images(images, SIZE)
@@ -438,7 +432,9 @@ def _png_table(sampler, seconds: float = 1.0) -> str:
     rows = []
     for name, encode in writers.items():
         for level in (1, 6, 9):
-            rate = _rate(lambda encode=encode, level=level: encode(level), len(pictures), seconds)
+            rate = emojis_per_second(
+                lambda encode=encode, level=level: encode(level), len(pictures), seconds
+            )
             rows.append((name, level, 1000 / rate, statistics.mean(encode(level)) / 1024))
     lines = [
         f"PNG writers on 32 served {SIZE} px RGBA emojis (resized already), one thread:",

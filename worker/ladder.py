@@ -61,8 +61,10 @@ class Ladder:
         return min(self.stages.items(), key=lambda item: item[1])
 
 
-def _rate(step, emojis: int, seconds: float) -> float:
-    """Emojis/s of `step()`, which makes `emojis` of them, run for about `seconds`."""
+def emojis_per_second(step, emojis: int, seconds: float) -> float:
+    """Emojis/s of `step()`, which makes `emojis` of them, run for about `seconds` (at
+    least three times): the median step, so a moment's noise on a shared machine does
+    not move it."""
     step()  # warm up (and compile, where a compiled generator is used)
     times, begin = [], time.perf_counter()
     while time.perf_counter() - begin < seconds or len(times) < 3:
@@ -87,8 +89,8 @@ def measure_sampling(sampler, batch: int, seconds: float) -> tuple[float, float,
         sampler.draw(on_device, to_host=False)
         _synchronize(device)
 
-    forward_rate = _rate(forward, batch, seconds)
-    copy_rate = _rate(lambda: sampler.draw(latent), batch, seconds)
+    forward_rate = emojis_per_second(forward, batch, seconds)
+    copy_rate = emojis_per_second(lambda: sampler.draw(latent), batch, seconds)
     return forward_rate, copy_rate, _steady_rate(sampler, batch, seconds)
 
 
@@ -104,7 +106,7 @@ def measure_host_side(sampler, batch: int, seconds: float) -> float:
         if sampler.gate:
             sampler.gate.passes(images)
 
-    return _rate(host, batch, seconds)
+    return emojis_per_second(host, batch, seconds)
 
 
 def _steady_rate(sampler, batch: int, seconds: float) -> float:
@@ -133,7 +135,7 @@ def measure_encoding(images: torch.Tensor, size: int, level: int, threads: int, 
             chunks = [groups[i : i + step] for i in range(0, len(groups), step)]
             list(pool.map(lambda chunk: encode_groups(chunk, level), chunks))
 
-        return _rate(encode_all, len(groups), seconds)
+        return emojis_per_second(encode_all, len(groups), seconds)
 
 
 async def measure_answering(settings, pngs: list[bytes], seconds: float) -> float:

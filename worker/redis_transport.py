@@ -535,9 +535,7 @@ class RedisStreamsTransport(Transport):
         instead of one per request, each script still atomic on its own. Retried whole
         after a lost connection, which is safe: the script stores the first answer only
         and acknowledging twice is a no-op."""
-        if len(answers) <= 1:
-            for delivery, result in answers:
-                await self.complete(delivery, result)
+        if not answers:
             return
         calls = [self._complete_call(delivery, result, "store") for delivery, result in answers]
 

@@ -475,16 +475,7 @@ class SamplingService:
         failures = []
         for version in candidates:
             try:
-                samplers = await asyncio.to_thread(
-                    load_samplers,
-                    registry,
-                    version,
-                    self.labels,
-                    self.settings.device,
-                    self.settings.worker_shape_gate,
-                    self.settings.worker_precision,
-                    self.settings.worker_compile,
-                )
+                samplers = await self._load(version)
             except Exception as error:
                 failures.append(f"{version} ({_first_line(error)})")
                 log.error("cannot load version %r: %s", version, error)
@@ -495,6 +486,20 @@ class SamplingService:
                 log.error("live version %r does not load; serving %r", candidates[0], version)
             return
         raise RegistryError(f"no model version could be loaded: {'; '.join(failures)}")
+
+    async def _load(self, version: str) -> dict[str, object]:
+        """This worker's labels of `version`, loaded off the event loop, as its settings say."""
+        settings = self.settings
+        return await asyncio.to_thread(
+            load_samplers,
+            self.registry,
+            version,
+            self.labels,
+            settings.device,
+            settings.worker_shape_gate,
+            settings.worker_precision,
+            settings.worker_compile,
+        )
 
     def _install(self, version: str, samplers: dict[str, object]) -> None:
         self.samplers = samplers  # one assignment: the next batch of each label sees it
@@ -509,18 +514,8 @@ class SamplingService:
         version = await asyncio.to_thread(registry.active_version)
         if version in (self.model_version, self._failed_version):
             return
-        labels = self.labels
         try:
-            samplers = await asyncio.to_thread(
-                load_samplers,
-                registry,
-                version,
-                labels,
-                self.settings.device,
-                self.settings.worker_shape_gate,
-                self.settings.worker_precision,
-                self.settings.worker_compile,
-            )
+            samplers = await self._load(version)
         except Exception:
             # Keep serving the old model; a broken publish must not take the fleet down.
             log.exception("cannot load version %r; staying on %r", version, self.model_version)
