@@ -254,11 +254,17 @@ async def test_a_worker_killed_mid_batch_loses_nothing(redis_prefix, tmp_path, t
         await client.start()
         work = asyncio.create_task(_submit_all(client, range(300), size=128))
         stream = transport.request_stream("positive")
-        while True:  # until the worker holds a batch it has not answered yet
+        # Kill it mid-stream: once it has answered some (only it can, so far) and while it
+        # holds a batch it has not answered. Waiting for the first answer matters: the
+        # worker reads the next batch ahead, so it holds one before it answers any.
+        give_up = time.monotonic() + 60
+        while True:
             summary = await transport.redis.xpending(stream, settings.queue_group)
             held = {c["name"]: c["pending"] for c in summary["consumers"]}
-            if held.get("doomed", 0) > 0:
+            if client.stats["answered"] > 0 and held.get("doomed", 0) > 0:
                 break
+            assert not work.done(), "the doomed worker answered everything before the kill"
+            assert time.monotonic() < give_up, "the doomed worker never answered"
             await asyncio.sleep(0.002)
         doomed.send_signal(signal.SIGKILL)
         doomed.wait()
