@@ -209,16 +209,18 @@ def test_available_cpus_counts_what_this_process_may_use():
 def test_the_ladder_measures_every_stage_and_names_the_slowest(redis_prefix, tiny_models):
     settings = queue_settings(redis_prefix)
     sampler = EmojiSampler.from_checkpoint(tiny_models["positive"], "cpu")
-    ladder = measure_ladder(sampler, settings, batch=4, threads=2, size=64, seconds=0.05, cores=2)
-    assert all(
-        rate > 0 for rate in (ladder.forward, ladder.copy, ladder.gate, ladder.host, ladder.answer)
+    ladder = measure_ladder(
+        sampler, settings, batch=4, threads=2, size=64, seconds=0.05, cores=2, sampling_threads=2
     )
+    rates = (ladder.forward, ladder.copy, ladder.gate, ladder.host, ladder.sampling, ladder.answer)
+    assert all(rate > 0 for rate in rates)
     stage, ceiling = ladder.ceiling
     assert ceiling == min(ladder.stages.values()) and ladder.stages[stage] == ceiling
+    assert ladder.sampling_threads == 2 and ladder.stages["sampling"] == ladder.sampling
     cpu_time = 1 / ladder.gate + 1 / ladder.encode_one_thread + 1 / ladder.answer
     assert ladder.stages["all 2 cores"] == pytest.approx(2 / cpu_time)
     table = ladder_table(ladder)
-    assert f"set by {stage}" in table and table.count("\n| ") >= 7
+    assert f"set by {stage}" in table and table.count("\n| ") >= 8
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 4), (7, 5, 3), (128, 128, 4), (3, 64, 4)])
@@ -259,3 +261,75 @@ async def test_a_read_that_must_not_wait_still_takes_what_is_queued_in_process()
         await transport.submit(GenerateRequest(label="positive", seed=seed, reply_to="bot"))
     taken = await transport.fetch("positive", "w", 8, 0)
     assert [d.request.seed for d in taken] == [0, 1, 2]
+
+
+class _WatchedSampler:
+    """The real sampler, whose passes each take at least 50 ms (a sleep, which frees the
+    GIL as a forward pass does) and are recorded, so overlapping passes show."""
+
+    def __init__(self, sampler):
+        self.sampler, self.version, self.label = sampler, sampler.version, sampler.label
+        self.device = sampler.device
+        self.at_once, self.most_at_once, self.passes = 0, 0, 0
+        self._lock = __import__("threading").Lock()
+
+    def job(self, seed, count):
+        return self.sampler.job(seed, count)
+
+    def finished(self, job):
+        return self.sampler.finished(job)
+
+    def step(self, jobs):
+        with self._lock:
+            self.at_once += 1
+            self.most_at_once = max(self.most_at_once, self.at_once)
+        try:
+            time.sleep(0.05)
+            self.sampler.step(jobs)
+        finally:
+            with self._lock:
+                self.at_once -= 1
+                self.passes += 1
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+async def test_passes_sample_side_by_side_on_every_sampling_thread(samplers, threads):
+    from worker import InProcessTransport
+
+    settings = queue_settings(
+        "inproc", worker_labels=["positive"], worker_max_batch=4, worker_sampling_threads=threads
+    )
+    watched = _WatchedSampler(samplers["positive"])
+    transport = InProcessTransport()
+    client = WorkerClient(transport, settings, per_user_cap=False)
+    requests = [client.request("positive", seed=s, size=32) for s in range(24)]
+    waits = [asyncio.create_task(client.submit(r)) for r in requests]
+    while await transport.queue_depth("positive") < len(requests):
+        await asyncio.sleep(0.01)
+    service = SamplingService(transport, settings, samplers={"positive": watched})
+    async with running(service):
+        results = await asyncio.gather(*waits)
+    assert service.sampling_threads == threads
+    assert watched.most_at_once == threads  # never more passes at once than threads
+    assert watched.passes >= len(requests) // 4
+    # What each request got does not depend on the passes it shared or the thread.
+    for seed in (0, 13, 23):
+        alone = samplers["positive"].sample_batch([(seed, 1)], 32)[0]
+        served = Image.open(io.BytesIO(results[seed].images[0]))
+        assert np.array_equal(np.asarray(served), np.asarray(alone[0]))
+    await client.close()
+
+
+def test_sampling_threads_default_to_the_cores_on_a_cpu_and_one_on_a_gpu():
+    from moodmoji.errors import MoodmojiError
+    from worker.service import resolve_sampling_threads
+    from worker.settings import WorkerSettings
+
+    auto = WorkerSettings(worker_sampling_threads=0)
+    assert resolve_sampling_threads(auto, on_gpu=False) == available_cpus()
+    assert resolve_sampling_threads(auto, on_gpu=True) == 1
+    assert resolve_sampling_threads(WorkerSettings(worker_sampling_threads=3), on_gpu=True) == 3
+    compiled = WorkerSettings(worker_sampling_threads=2, worker_compile=True)
+    assert resolve_sampling_threads(compiled, on_gpu=False) == 2
+    with pytest.raises(MoodmojiError, match="CUDA graphs"):
+        resolve_sampling_threads(compiled, on_gpu=True)

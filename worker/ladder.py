@@ -3,13 +3,14 @@
     forward        the generator on latents already on the device, synchronised
     + copy         latents from the CPU to the device and images back to host memory
     + gate         per-request seeded latents and the shape gate, whose rejects ride in the
-                   next pass (`EmojiSampler.step`): what the sampling thread does
+                   next pass (`EmojiSampler.step`): what one sampling thread does
+    sampling       that on `sampling_threads` threads at once, as the worker runs them
     encode         resize and PNG-encode on `threads` threads at once (`encode_groups`)
     answer         answers stored in Redis, one pipeline per batch (`complete_many`)
 
 Each figure is emojis/s of that stage on its own resources, so the slowest of the
 sampling, encoding and answering stages bounds a worker whose stages overlap (sampling
-thread, encoding pool and event loop run side by side); and those stages share the
+threads, encoding pool and event loop run side by side); and those stages share the
 cores, so their CPU time per emoji, added up, bounds it too. The lower bound is the
 ceiling the bench holds a real worker to.
 `moodmoji bench worker` prints this ladder and measures the real worker against it.
@@ -32,12 +33,14 @@ from worker.service import encode_groups
 class Ladder:
     batch: int
     threads: int  # encoding threads
+    sampling_threads: int
     cores: int  # the cores the worker may use
     on_cpu: bool  # the generator runs on the CPU (its forward costs CPU time)
     forward: float  # emojis/s
     copy: float
     gate: float
-    host: float  # the sampling thread's own CPU work per emoji: latents and the gate
+    host: float  # a sampling thread's own CPU work per emoji: latents and the gate
+    sampling: float  # `gate` on `sampling_threads` threads at once
     encode: float
     encode_one_thread: float
     answer: float | None  # None: no Redis measured
@@ -46,7 +49,7 @@ class Ladder:
     def stages(self) -> dict[str, float]:
         """The stages that run side by side in a worker, and their ceilings; and the cores,
         which those stages share: every core busy with their CPU time per emoji."""
-        stages = {"sampling": self.gate, "encoding": self.encode}
+        stages = {"sampling": self.sampling, "encoding": self.encode}
         if self.answer:
             stages["answering"] = self.answer
         seconds = 1 / (self.gate if self.on_cpu else self.host) + 1 / self.encode_one_thread
@@ -79,8 +82,11 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure_sampling(sampler, batch: int, seconds: float) -> tuple[float, float, float]:
-    """(forward, + copy, + gate) emojis/s of `sampler` at `batch` one-emoji requests."""
+def measure_sampling(
+    sampler, batch: int, seconds: float, threads: int = 1
+) -> tuple[float, float, float, float]:
+    """(forward, + copy, + gate, + gate on `threads` threads at once) emojis/s of
+    `sampler` at `batch` one-emoji requests."""
     generator, device = sampler.generator, sampler.device
     latent = cat_latents([generator.sample_latent(batch, torch.Generator().manual_seed(0))])
     on_device = latent.to(device)
@@ -91,7 +97,12 @@ def measure_sampling(sampler, batch: int, seconds: float) -> tuple[float, float,
 
     forward_rate = emojis_per_second(forward, batch, seconds)
     copy_rate = emojis_per_second(lambda: sampler.draw(latent), batch, seconds)
-    return forward_rate, copy_rate, _steady_rate(sampler, batch, seconds)
+    return (
+        forward_rate,
+        copy_rate,
+        _steady_rate(sampler, batch, seconds, 1),
+        _steady_rate(sampler, batch, seconds, threads),
+    )
 
 
 def measure_host_side(sampler, batch: int, seconds: float) -> float:
@@ -109,20 +120,27 @@ def measure_host_side(sampler, batch: int, seconds: float) -> float:
     return emojis_per_second(host, batch, seconds)
 
 
-def _steady_rate(sampler, batch: int, seconds: float) -> float:
-    """Emojis/s finished by passes of `batch` one-emoji requests, as the worker runs them:
-    a request the gate sent back rides in the next pass beside fresh ones."""
-    seeds = iter(range(10**9))
-    pending, finished = [], 0
-    sampler.step([sampler.job(next(seeds), 1) for _ in range(batch)])  # warm up
-    begin = time.perf_counter()
-    while time.perf_counter() - begin < seconds or finished < batch:
-        pending += [sampler.job(next(seeds), 1) for _ in range(batch - len(pending))]
-        sampler.step(pending)
-        done = [job for job in pending if sampler.finished(job)]
-        finished += len(done)
-        pending = [job for job in pending if not sampler.finished(job)]
-    return finished / (time.perf_counter() - begin)
+def _steady_rate(sampler, batch: int, seconds: float, threads: int) -> float:
+    """Emojis/s finished by passes of `batch` one-emoji requests on `threads` threads at
+    once, as the worker runs them: a request the gate sent back rides in its thread's
+    next pass beside fresh ones."""
+
+    def run(thread: int) -> tuple[int, float, float]:  # (finished, begin, end)
+        seeds = iter(range(thread * 10**9, (thread + 1) * 10**9))
+        pending, finished = [], 0
+        sampler.step([sampler.job(next(seeds), 1) for _ in range(batch)])  # warm up
+        begin = time.perf_counter()
+        while time.perf_counter() - begin < seconds or finished < batch:
+            pending += [sampler.job(next(seeds), 1) for _ in range(batch - len(pending))]
+            sampler.step(pending)
+            finished += sum(sampler.finished(job) for job in pending)
+            pending = [job for job in pending if not sampler.finished(job)]
+        return finished, begin, time.perf_counter()
+
+    with ThreadPoolExecutor(threads) as pool:
+        runs = list(pool.map(run, range(threads)))
+    finished = sum(count for count, _, _ in runs)
+    return finished / (max(end for _, _, end in runs) - min(begin for _, begin, _ in runs))
 
 
 def measure_encoding(images: torch.Tensor, size: int, level: int, threads: int, seconds: float):
@@ -174,12 +192,16 @@ def measure_ladder(
     seconds: float = 2.0,
     redis: bool = True,
     cores: int | None = None,
+    sampling_threads: int | None = None,
 ) -> Ladder:
     """Every stage of `sampler` at `batch`; `cores`: those the worker may use (default:
-    this process's, `available_cpus`)."""
-    from worker.service import available_cpus
+    this process's, `available_cpus`); `sampling_threads`: the worker's (default: what
+    `worker_sampling_threads` gives on the sampler's device)."""
+    from worker.service import available_cpus, resolve_sampling_threads
 
-    forward, copy, gate = measure_sampling(sampler, batch, seconds)
+    on_cpu = sampler.device.type == "cpu"
+    sampling_threads = sampling_threads or resolve_sampling_threads(settings, not on_cpu)
+    forward, copy, gate, sampling = measure_sampling(sampler, batch, seconds, sampling_threads)
     host = measure_host_side(sampler, batch, seconds)
     [images] = sampler.sample_tensor([(0, batch)])
     level = settings.worker_png_level
@@ -189,10 +211,21 @@ def measure_ladder(
     if redis:
         pngs = [pngs[0] for pngs in encode_groups([(image[None], size) for image in images], level)]
         answer = asyncio.run(measure_answering(settings, pngs, seconds))
-    on_cpu = sampler.device.type == "cpu"
     cores = cores or available_cpus()
     return Ladder(
-        batch, threads, cores, on_cpu, forward, copy, gate, host, encode, encode_one, answer
+        batch,
+        threads,
+        sampling_threads,
+        cores,
+        on_cpu,
+        forward,
+        copy,
+        gate,
+        host,
+        sampling,
+        encode,
+        encode_one,
+        answer,
     )
 
 
@@ -201,8 +234,9 @@ def ladder_table(ladder: Ladder) -> str:
     rows = [
         ("forward (generator alone, on the device)", ladder.forward),
         ("+ copy (latents in, images out)", ladder.copy),
-        ("+ gate (seeded latents, shape gate): the sampling thread", ladder.gate),
-        ("sampling thread's CPU work alone (latents, gate): its limit on a GPU", ladder.host),
+        ("+ gate (seeded latents, shape gate): one sampling thread", ladder.gate),
+        ("a sampling thread's CPU work alone (latents, gate): its limit on a GPU", ladder.host),
+        (f"sampling: {ladder.sampling_threads} thread(s) at once", ladder.sampling),
         (f"encode: resize + PNG, {ladder.threads} thread(s)", ladder.encode),
         ("encode: resize + PNG, 1 thread", ladder.encode_one_thread),
     ]

@@ -3,11 +3,12 @@
 One loop per label takes every request waiting (up to `worker_max_batch`) in one read,
 and waits for more only when the arrival rate says one is due within
 `worker_batch_wait_ms` (a lone request never waits). It samples the batch in one
-generator forward pass on a single sampling thread (so two labels never fight over the
-device), then hands the images to a pool of threads that resize and PNG-encode them,
-and answers the whole batch in one round trip, which acknowledges each request. While a
-batch is encoded and answered the loop already samples the next one, up to
-`worker_batches_in_flight` batches at once.
+generator forward pass on a sampling thread: up to `worker_sampling_threads` passes at
+once (by default one per core on a CPU, one on a GPU, which runs passes in turn), and
+while every thread is busy it reads the next pass's requests ahead. A pass hands its
+images to a pool of threads that resize and PNG-encode them, and the whole batch is
+answered in one round trip, which acknowledges each request; meanwhile the threads
+sample the next passes, up to `worker_batches_in_flight` batches per thread in hand.
 
 Around it: a registry watcher loads a newly activated model version in the background
 and swaps it in between batches (a batch in flight finishes on the model it started
@@ -26,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from moodmoji.errors import MoodmojiError
 from worker.metrics import WorkerMetrics
 from worker.protocol import ErrorCode, GenerateResult, Timings
 from worker.registry import ModelRegistry, RegistryError
@@ -71,6 +73,21 @@ def available_cpus() -> int:
         if quota != "max":
             cores = min(cores, max(1, int(int(quota) / int(period))))
     return max(1, cores or 1)
+
+
+def resolve_sampling_threads(settings: WorkerSettings, on_gpu: bool) -> int:
+    """`worker_sampling_threads`, or by default one per core this process may use on a
+    CPU (each pass on one torch thread: two passes on two cores drew 1.9-2.1x the
+    emojis of one, docs/benchmarks.md) and one on a GPU, which runs passes in turn."""
+    wanted = settings.worker_sampling_threads
+    if wanted > 1 and on_gpu and settings.worker_compile:
+        raise MoodmojiError(
+            f"MOODMOJI_WORKER_SAMPLING_THREADS={wanted} with MOODMOJI_WORKER_COMPILE on a "
+            "GPU: its CUDA graphs serve one thread; use 1 (or 0, the default)"
+        )
+    if wanted:
+        return wanted
+    return 1 if on_gpu else available_cpus()
 
 
 def check_loads(registry: ModelRegistry, version: str, labels: list[str]) -> list[str]:
@@ -159,8 +176,10 @@ class SamplingService:
         self._ready = asyncio.Event()
         self._started_at = time.time()
         self._failed_version: str | None = None
-        # One sampling thread: forward passes run one at a time, off the event loop.
-        self._sampling_pool = ThreadPoolExecutor(1, thread_name_prefix="sample")
+        # Forward passes run off the event loop, on `sampling_threads` threads (set once the
+        # models, and so the device, are known).
+        self.sampling_threads = 1
+        self._sampling_pool: ThreadPoolExecutor | None = None
         self.encode_threads = self.settings.worker_encode_threads or available_cpus()
         self._encoding_pool = ThreadPoolExecutor(self.encode_threads, thread_name_prefix="png")
         self._arrivals: dict[str, ArrivalRate] = {}
@@ -187,6 +206,12 @@ class SamplingService:
         else:
             for label, sampler in self.samplers.items():
                 self.metrics.set_model(label, getattr(sampler, "version", "fixed"))
+        on_gpu = any(
+            getattr(getattr(sampler, "device", None), "type", "cpu") != "cpu"
+            for sampler in self.samplers.values()
+        )
+        self.sampling_threads = resolve_sampling_threads(self.settings, on_gpu)
+        self._sampling_pool = ThreadPoolExecutor(self.sampling_threads, thread_name_prefix="sample")
         if self.settings.worker_metrics_port:
             self.metrics.serve(self.settings.worker_metrics_port)
         log.info("worker %s serving %s (model %s)", self.worker_id, self.labels, self.model_version)
@@ -201,7 +226,8 @@ class SamplingService:
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
-            self._sampling_pool.shutdown(wait=False)
+            if self._sampling_pool is not None:
+                self._sampling_pool.shutdown(wait=False)
             self._encoding_pool.shutdown(wait=False)
             log.info("worker %s stopped", self.worker_id)
 
@@ -213,54 +239,85 @@ class SamplingService:
 
     async def _serve_label(self, label: str) -> None:
         settings = self.settings
-        # Each pass is sampled in turn; the encoding and answers of what it finished run
-        # as a task beside the next pass, at most `worker_batches_in_flight` at once.
-        room = asyncio.Semaphore(settings.worker_batches_in_flight)
-        # Requests the shape gate sent back for more samples: they ride in the next pass.
+        threads = self.sampling_threads
+        # Up to `threads` passes sample at once, one per sampling thread. What a pass
+        # finished is encoded and answered as a task beside the next passes, at most
+        # `worker_batches_in_flight` per sampling thread at once.
+        room = asyncio.Semaphore(settings.worker_batches_in_flight * threads)
+        passes: set[asyncio.Future] = set()
+        # Requests for the next passes: the gate's rejects (they ride again) and requests
+        # read while every sampling thread was busy.
         carried: list[_Draw] = []
-        # The next pass's requests, read and screened while the current pass samples:
-        # a read and its screening cost the event loop about a fifth of a pass.
-        ahead: asyncio.Future | None = None
+        reading: asyncio.Future | None = None
+        read_ahead = False  # a read taken with every thread busy, since a pass last ended
         try:
             while not self._stop.is_set():
                 try:
-                    fresh = await ahead if ahead else []
-                    ahead = None
-                    if not fresh:
-                        fresh = await self._next_requests(label, carried)
-                    if self._stop.is_set():
-                        carried += fresh  # taken already: finished below, not dropped
-                        break
-                    if carried or fresh:
-                        sampling = asyncio.ensure_future(
-                            self._sample_pass(label, carried + fresh, room)
+                    busy = len(passes) >= threads
+                    if reading is None and not (busy and read_ahead):
+                        # A thread free: wait for requests (a pass that ends wakes the loop
+                        # too). Every thread busy: read the next pass's requests ahead,
+                        # once, without waiting; reading and screening them cost the event
+                        # loop about a fifth of a pass.
+                        block = 0 if busy or carried else settings.worker_block_ms
+                        room_left = settings.worker_max_batch - len(carried)
+                        reading = asyncio.ensure_future(
+                            self._next_requests(label, room_left, block, wait_for_more=not busy)
                         )
-                        ahead = asyncio.ensure_future(self._read_ahead(label))
-                        carried = await sampling
+                        read_ahead = busy
+                    done, _ = await asyncio.wait(
+                        [task for task in (reading, *passes) if task is not None],
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                    for task in done & passes:
+                        passes.discard(task)
+                        read_ahead = False
+                        carried += self._unfinished(label, task)
+                    if reading in done:
+                        task, reading = reading, None
+                        carried += task.result()
+                    while carried and len(passes) < threads:
+                        batch = carried[: settings.worker_max_batch]
+                        carried = carried[settings.worker_max_batch :]
+                        passes.add(asyncio.ensure_future(self._sample_pass(label, batch, room)))
                 except Exception:
                     # Redis gone for longer than the reconnect window, or a bug: keep serving;
                     # unacknowledged entries are reclaimed, nothing is lost.
                     log.exception("worker %s: %s loop failed; retrying", self.worker_id, label)
                     await self._sleep_unless_stopped(1.0)
-            if ahead:  # stopping: what was read ahead is served too, not left pending
+            # Stopping: what was read is served too, and what is half drawn is finished,
+            # rather than left pending for the claim timeout.
+            if reading is not None:
                 with contextlib.suppress(Exception):
-                    carried += await ahead
-            while carried:  # stopping: finish what is half drawn rather than leave it pending
-                carried = await self._sample_pass(label, carried, room)
+                    carried += await reading
+            for task in asyncio.as_completed(passes):
+                with contextlib.suppress(Exception):
+                    carried += await task
+            while carried:
+                batch = carried[: settings.worker_max_batch]
+                carried = carried[settings.worker_max_batch :]
+                carried = await self._sample_pass(label, batch, room) + carried
         finally:
             # Stopping: the batches already sampled are still answered.
             await asyncio.gather(*self._in_flight, return_exceptions=True)
 
-    async def _next_requests(self, label: str, carried: list["_Draw"]) -> list["_Draw"]:
-        """Draws for the requests queued now; with nothing carried, waits for one to come
-        (up to `worker_block_ms`), and for more only when one is due (`_more_if_due`)."""
-        settings = self.settings
-        room_left = settings.worker_max_batch - len(carried)
-        if room_left <= 0:
+    def _unfinished(self, label: str, finished_pass: asyncio.Future) -> list["_Draw"]:
+        """What a pass that ended left to draw; none if it failed outside its sampling
+        (which `_sample_pass` handles): those requests are reclaimed from Redis."""
+        error = finished_pass.exception()
+        if error is None:
+            return finished_pass.result()
+        log.error("a %s pass failed", label, exc_info=error)
+        return []
+
+    async def _next_requests(
+        self, label: str, room: int, block_ms: int, wait_for_more: bool = True
+    ) -> list["_Draw"]:
+        """Draws for up to `room` requests queued now, waiting up to `block_ms` for one to
+        come; `wait_for_more`: then wait for more only when one is due (`_more_if_due`)."""
+        if room <= 0:
             return []
-        batch = await self.transport.fetch(
-            label, self.worker_id, room_left, 0 if carried else settings.worker_block_ms
-        )
+        batch = await self.transport.fetch(label, self.worker_id, room, block_ms)
         if not batch:
             return []
         if self._stop.is_set():
@@ -268,16 +325,11 @@ class SamplingService:
             # claim timeout.
             await self.transport.release(batch)
             return []
-        batch += await self._more_if_due(label, batch)
-        return await self._screen_batch(label, batch)
-
-    async def _read_ahead(self, label: str) -> list["_Draw"]:
-        """What is queued for the next pass, without waiting (the current one may carry
-        draws on, which must not wait behind a blocking read)."""
-        batch = await self.transport.fetch(label, self.worker_id, self.settings.worker_max_batch, 0)
-        if batch:
+        if wait_for_more:
+            batch += await self._more_if_due(label, batch)
+        else:
             self._note_arrivals(label, batch)
-        return await self._screen_batch(label, batch) if batch else []
+        return await self._screen_batch(label, batch)
 
     def _track(self, answering, room: asyncio.Semaphore) -> None:
         if answering is None:
@@ -548,6 +600,7 @@ class SamplingService:
             "device": str(getattr(sampler, "device", self.settings.device)),
             "precision": str(getattr(sampler, "precision", "")).removeprefix("torch.") or None,
             "max_batch": self.settings.worker_max_batch,
+            "sampling_threads": self.sampling_threads,
             "encode_threads": self.encode_threads,
             # Where this worker's /metrics answers (0: nowhere), for the operator console.
             "metrics_port": self.settings.worker_metrics_port,

@@ -71,11 +71,17 @@ class WorkerSettings(CommonSettings):
         description="longest a batch waits for more requests after taking what was queued, "
         "and only while the recent arrival rate says one is due within it; 0 never waits",
     )
+    worker_sampling_threads: int = Field(
+        0,
+        ge=0,
+        description="forward passes sampled at once, each on a thread of its own; 0: one per "
+        "core this process may use on a CPU (its affinity and cgroup quota), one on a GPU",
+    )
     worker_batches_in_flight: int = Field(
         2,
         ge=1,
-        description="batches sampled ahead while earlier ones are still encoded and answered "
-        "(1: one batch at a time)",
+        description="batches per sampling thread sampled ahead while earlier ones are still "
+        "encoded and answered (1: one batch at a time)",
     )
     worker_block_ms: int = Field(
         1000, ge=10, description="how long an idle worker blocks on the queue before looking around"
