@@ -116,3 +116,19 @@ def test_diffaugment_keeps_shape_and_passes_gradients():
 def test_unknown_diffaugment_op_is_a_clear_error():
     with pytest.raises(MoodmojiError, match="unknown DiffAugment op"):
         parse_policy("color,blur")
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_the_first_layer_is_the_transposed_convolution_it_replaces(memory_format):
+    from gan.models import ProjectTo4x4
+
+    torch.manual_seed(0)
+    layer = ProjectTo4x4(20, 12).to(memory_format=memory_format)
+    h = torch.randn(3, 20, 1, 1)
+    expected = torch.nn.functional.conv_transpose2d(h, layer.weight.contiguous())
+    out = layer(h)
+    assert out.shape == (3, 12, 4, 4)
+    assert torch.allclose(out, expected, atol=1e-5)
+    # Kept channels_last (as the sampler keeps it), it gives a channels_last map.
+    if memory_format == torch.channels_last:
+        assert out.is_contiguous(memory_format=torch.channels_last)
