@@ -86,10 +86,11 @@ class ProjectTo4x4(nn.ConvTranspose2d):
             # order it needs no copy (flattening it as (in_dim, out * 16) copied 6.5 MB a
             # pass), and gives the channels_last map the next convolutions want.
             out = h.flatten(1) @ weight.permute(0, 2, 3, 1).flatten(1)
-            return out.view(batch, 4, 4, self.out_channels).permute(0, 3, 1, 2)
-        # weight: (in_dim, out, 4, 4) -> (in_dim, out * 16)
-        out = h.flatten(1) @ weight.flatten(1)
-        return out.view(batch, self.out_channels, 4, 4)
+            out = out.view(batch, 4, 4, self.out_channels).permute(0, 3, 1, 2)
+        else:  # weight: (in_dim, out, 4, 4) -> (in_dim, out * 16)
+            out = (h.flatten(1) @ weight.flatten(1)).view(batch, self.out_channels, 4, 4)
+        # A bias only once a batch norm is folded in for sampling (`gan.sample`).
+        return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
 
 
 def deconv_stack(in_dim: int, ngf: int, channels: int = 3) -> nn.Sequential:

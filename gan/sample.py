@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from gan.checkpoint import (
     CheckpointError,
@@ -53,6 +54,24 @@ def _bucket(n: int) -> int:
     return 1 << max(0, n - 1).bit_length()
 
 
+def fold_batch_norms(generator: torch.nn.Module) -> torch.nn.Module:
+    """`generator` (in eval mode) with each batch norm that follows a convolution folded
+    into that convolution's weights and bias: the same function up to float rounding
+    (about 1e-6), one pass over the activations fewer per layer (a tenth of a CPU
+    forward). For sampling only: a folded generator no longer trains as it did."""
+    for block in generator.modules():
+        if not isinstance(block, torch.nn.Sequential):
+            continue
+        for i in range(len(block) - 1):
+            conv, norm = block[i], block[i + 1]
+            if isinstance(conv, torch.nn.modules.conv._ConvNd) and isinstance(
+                norm, torch.nn.BatchNorm2d
+            ):
+                block[i] = fuse_conv_bn_eval(conv, norm, transpose=conv.transposed)
+                block[i + 1] = torch.nn.Identity()
+    return generator
+
+
 class SampleJob:
     """One request's draw: its seeded latent stream, and what the gate kept and rejected."""
 
@@ -96,8 +115,9 @@ class EmojiSampler:
     ):
         # channels_last: the CPU convolution kernels run 1.6x faster on the FastGAN body in it
         # (batch 64, one thread), and no slower on the DCGAN one; cuDNN prefers it too.
-        self.generator = (
-            generator.to(device, memory_format=torch.channels_last).eval().requires_grad_(False)
+        generator = fold_batch_norms(generator.eval())
+        self.generator = generator.to(device, memory_format=torch.channels_last).requires_grad_(
+            False
         )
         self.config = config
         self.version = version

@@ -132,3 +132,22 @@ def test_the_first_layer_is_the_transposed_convolution_it_replaces(memory_format
     # Kept channels_last (as the sampler keeps it), it gives a channels_last map.
     if memory_format == torch.channels_last:
         assert out.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_folding_batch_norms_for_sampling_keeps_the_generator_s_function(name):
+    import copy
+
+    from gan.sample import fold_batch_norms
+
+    torch.manual_seed(0)
+    generator = GENERATORS[name]()
+    generator.train()
+    generator(generator.sample_latent(16))  # running statistics that are not the defaults
+    generator.eval()
+    latent = generator.sample_latent(4, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = generator(latent)
+        folded = fold_batch_norms(copy.deepcopy(generator))
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+        assert torch.allclose(folded(latent), expected, atol=1e-5)
