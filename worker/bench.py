@@ -468,7 +468,9 @@ def _end_to_end_report(runs: dict, ladder, args, settings) -> str:
         f"cores: {args.lone} lone requests one after another; {args.rate:g} requests/s "
         f"offered for {args.seconds:g} s; then a backlog of {args.drain} requests queued at "
         f"once (straight into Redis, past the client's per-request backlog count) and timed "
-        f"to the last answer. {args.rounds} round(s), the sides interleaved; medians of the "
+        f"until every one is answered and acknowledged (the answers are read after that, so "
+        f"the client's decoding does not compete with the worker). {args.rounds} round(s), "
+        f"the sides interleaved; medians of the "
         f"rounds.",
         "",
         "| worker | lone p50 ms | lone p99 ms | load req/s | load p50 ms | load p99 ms | "
