@@ -27,12 +27,18 @@ from moodmoji.errors import MoodmojiError
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes in bf16 natively: AMX tiles (Intel Sapphire Rapids on) or
+    AVX512-BF16 (also AMD Zen 4 on)."""
+    return torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+
+
 def resolve_precision(name: str, device: torch.device) -> torch.dtype:
     """The dtype the generator's forward runs in (`MOODMOJI_WORKER_PRECISION`).
 
     `auto`: bf16 where the hardware has it natively (a CUDA GPU that supports it; a CPU
-    with AMX tiles, where oneDNN runs bf16 convolutions 2.2-2.5x faster than fp32 at
-    batch 8-32 on the FastGAN body, docs/benchmarks.md), else fp32. Reduced precision
+    with AMX tiles or AVX512-BF16, where oneDNN runs bf16 convolutions 2.2-2.5x and
+    1.3-1.6x faster than fp32 on the FastGAN body, docs/benchmarks.md), else fp32. Reduced precision
     runs under autocast: convolutions in it, normalisation and the output in fp32, so
     pixels stay within 1/255 of fp32 on average (tests/test_worker_speed.py).
     """
@@ -41,7 +47,7 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype:
     if name == "auto":
         if device.type == "cuda":
             name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        elif device.type == "cpu" and torch.cpu._is_amx_tile_supported():
+        elif device.type == "cpu" and cpu_has_bf16():
             name = "bf16"
         else:
             name = "fp32"

@@ -108,7 +108,8 @@ class WorkerSettings(CommonSettings):
     worker_precision: str = Field(
         "auto",
         pattern=r"^(auto|fp32|bf16|fp16)$",
-        description="generator precision: auto is bf16 on a GPU or a CPU with AMX, else "
+        description="generator precision: auto is bf16 on a GPU or a CPU with AMX or "
+        "AVX512-BF16, else "
         "fp32 (gan.sample.resolve_precision)",
     )
     worker_compile: bool = Field(
