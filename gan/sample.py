@@ -38,9 +38,10 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype:
 
     `auto`: bf16 where the hardware has it natively (a CUDA GPU that supports it; a CPU
     with AMX tiles or AVX512-BF16, where oneDNN runs bf16 convolutions 2.2-2.5x and
-    1.3-1.6x faster than fp32 on the FastGAN body, docs/benchmarks.md), else fp32. Reduced precision
-    runs under autocast: convolutions in it, normalisation and the output in fp32, so
-    pixels stay within 1/255 of fp32 on average (tests/test_worker_speed.py).
+    1.3-1.6x faster than fp32 on the FastGAN body, docs/benchmarks.md), else fp32. Reduced
+    precision runs under autocast: convolutions (with the batch norms folded into them)
+    in it, the output in fp32, so pixels stay within 1/255 of fp32 on average
+    (tests/test_worker_speed.py).
     """
     if name not in PRECISIONS:
         raise MoodmojiError(f"unknown precision {name!r} (use {', '.join(PRECISIONS)})")
@@ -63,7 +64,7 @@ def _bucket(n: int) -> int:
 def fold_batch_norms(generator: torch.nn.Module) -> torch.nn.Module:
     """`generator` (in eval mode) with each batch norm that follows a convolution folded
     into that convolution's weights and bias: the same function up to float rounding
-    (about 1e-6), one pass over the activations fewer per layer (a tenth of a CPU
+    (within 2e-5), one pass over the activations fewer per layer (2-6% of a CPU
     forward). For sampling only: a folded generator no longer trains as it did."""
     for block in generator.modules():
         if not isinstance(block, torch.nn.Sequential):
@@ -131,8 +132,8 @@ class EmojiSampler:
         self.gate = gate
         self.precision = precision
         if precision != torch.float32:
-            # Convolution weights in the reduced precision once, not cast by autocast at every
-            # forward (0.5 ms of a lone request's 3.5); normalisation stays in fp32.
+            # Convolution weights (batch norms folded in) in the reduced precision once, not
+            # cast by autocast at every forward (0.5 ms of a lone request's 3.5).
             for module in self.generator.modules():
                 if isinstance(module, torch.nn.Conv2d | torch.nn.ConvTranspose2d):
                     module.to(precision)

@@ -266,12 +266,12 @@ async def _drain(transport, count: int, timeout_s: float = 120.0) -> float:
     while read := await transport.read_results(reply_to, position, 0):
         position = read[-1][0]
         answered |= {r.request_id for _, r in read if r is not None and r.ok}
-    if len(answered) < count or backlog < count / 2:
+    if len(answered) < count:
+        raise MoodmojiError(f"the backlog run answered {len(answered)} of {count} requests")
+    if backlog < count / 2:
         raise MoodmojiError(
-            f"the backlog run answered {len(answered)} of {count} requests"
-            if len(answered) < count
-            else f"the worker kept up with the submitting ({backlog} of {count} left once all "
-            "were queued): give --drain more requests"
+            f"the worker kept up with the submitting ({backlog} of {count} left once all were "
+            "queued): give --drain more requests"
         )
     return backlog / elapsed
 

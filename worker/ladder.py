@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from gan.models import cat_latents
-from worker.service import encode_groups
+from worker.service import encode_groups, split_evenly
 
 
 @dataclass(frozen=True)
@@ -97,12 +97,9 @@ def measure_sampling(
 
     forward_rate = emojis_per_second(forward, batch, seconds)
     copy_rate = emojis_per_second(lambda: sampler.draw(latent), batch, seconds)
-    return (
-        forward_rate,
-        copy_rate,
-        _steady_rate(sampler, batch, seconds, 1),
-        _steady_rate(sampler, batch, seconds, threads),
-    )
+    one_thread = _steady_rate(sampler, batch, seconds, 1)
+    together = one_thread if threads == 1 else _steady_rate(sampler, batch, seconds, threads)
+    return forward_rate, copy_rate, one_thread, together
 
 
 def measure_host_side(sampler, batch: int, seconds: float) -> float:
@@ -149,8 +146,7 @@ def measure_encoding(images: torch.Tensor, size: int, level: int, threads: int, 
     with ThreadPoolExecutor(threads) as pool:
 
         def encode_all():
-            step = -(-len(groups) // threads)
-            chunks = [groups[i : i + step] for i in range(0, len(groups), step)]
+            chunks = split_evenly(groups, threads)
             list(pool.map(lambda chunk: encode_groups(chunk, level), chunks))
 
         return emojis_per_second(encode_all, len(groups), seconds)

@@ -117,6 +117,14 @@ def encode_groups(groups: list[tuple[object, int]], compress_level: int) -> list
     return [encode_emojis(images, size, compress_level) for images, size in groups]
 
 
+def split_evenly(items: list, parts: int) -> list[list]:
+    """`items` in at most `parts` runs of nearly equal length, in order (none empty)."""
+    if not items:
+        return []
+    step = -(-len(items) // max(1, min(parts, len(items))))
+    return [items[i : i + step] for i in range(0, len(items), step)]
+
+
 class ArrivalRate:
     """Requests per second of one label, from the arrival times of the last few."""
 
@@ -277,8 +285,7 @@ class SamplingService:
                         task, reading = reading, None
                         carried += task.result()
                     while carried and len(passes) < threads:
-                        batch = carried[: settings.worker_max_batch]
-                        carried = carried[settings.worker_max_batch :]
+                        batch, carried = self._next_batch(carried)
                         passes.add(asyncio.ensure_future(self._sample_pass(label, batch, room)))
                 except Exception:
                     # Redis gone for longer than the reconnect window, or a bug: keep serving;
@@ -294,12 +301,16 @@ class SamplingService:
                 with contextlib.suppress(Exception):
                     carried += await task
             while carried:
-                batch = carried[: settings.worker_max_batch]
-                carried = carried[settings.worker_max_batch :]
+                batch, carried = self._next_batch(carried)
                 carried = await self._sample_pass(label, batch, room) + carried
         finally:
             # Stopping: the batches already sampled are still answered.
             await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    def _next_batch(self, draws: list["_Draw"]) -> tuple[list["_Draw"], list["_Draw"]]:
+        """(the next pass's draws, the rest): at most `worker_max_batch`, oldest first."""
+        most = self.settings.worker_max_batch
+        return draws[:most], draws[most:]
 
     def _unfinished(self, label: str, finished_pass: asyncio.Future) -> list["_Draw"]:
         """What a pass that ended left to draw; none if it failed outside its sampling
@@ -474,14 +485,12 @@ class SamplingService:
 
     async def _encode(self, jobs: list[tuple[object, int]]) -> list[list[bytes]]:
         """PNGs per (images, size), the batch split into one job per encoding thread."""
-        chunks = max(1, min(self.encode_threads, len(jobs)))
-        step = -(-len(jobs) // chunks)
         loop = asyncio.get_running_loop()
         level = self.settings.worker_png_level
         encoded = await asyncio.gather(
             *(
-                loop.run_in_executor(self._encoding_pool, encode_groups, jobs[i : i + step], level)
-                for i in range(0, len(jobs), step)
+                loop.run_in_executor(self._encoding_pool, encode_groups, chunk, level)
+                for chunk in split_evenly(jobs, self.encode_threads)
             )
         )
         return [pngs for chunk in encoded for pngs in chunk]
