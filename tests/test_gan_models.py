@@ -151,3 +151,44 @@ def test_folding_batch_norms_for_sampling_keeps_the_generator_s_function(name):
         folded = fold_batch_norms(copy.deepcopy(generator))
         assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
         assert torch.allclose(folded(latent), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("body", ["fastgan", "dcgan"])
+@pytest.mark.parametrize("name", GENERATORS)
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_upsampling_convs_on_the_small_maps_keeps_the_generator_s_function(
+    name, body, memory_format
+):
+    import copy
+
+    from gan.sample import SubpixelUpConv, fold_batch_norms, upsample_convs_on_small_maps
+
+    torch.manual_seed(0)
+    factories = {
+        "dcgan": lambda: DCGANGenerator(nz=16, ngf=8, body=body),
+        "deligan": lambda: DeLiGANGenerator(nz=16, ngf=8, components=5, body=body),
+        "proposed": lambda: ProposedGenerator(nz=16, ngf=8, expand=3, body=body),
+    }
+    generator = factories[name]()
+    generator.train()
+    generator(generator.sample_latent(16))  # running statistics that are not the defaults
+    generator.eval()
+    latent = generator.sample_latent(3, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = generator(latent)
+        folded = fold_batch_norms(copy.deepcopy(generator))
+        rewritten = upsample_convs_on_small_maps(copy.deepcopy(folded))
+        rewritten = rewritten.to(memory_format=memory_format)
+        unfolded = upsample_convs_on_small_maps(copy.deepcopy(generator))  # BN kept between
+        replaced = [m for m in rewritten.modules() if isinstance(m, SubpixelUpConv)]
+        if body == "fastgan":
+            # Every up block: the four of the body, each with its GLU taken in.
+            assert len(replaced) == 4 and all(m.glu for m in replaced)
+            assert not any(isinstance(m, torch.nn.Upsample) for m in rewritten.modules())
+            assert not any(m.glu for m in unfolded.modules() if isinstance(m, SubpixelUpConv))
+        else:
+            assert replaced == []
+        for candidate in (rewritten, unfolded):
+            out = candidate(latent)
+            assert out.shape == expected.shape
+            assert torch.allclose(out, expected, atol=2e-5)
