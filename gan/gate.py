@@ -96,8 +96,12 @@ def contrast_on_white(images: Tensor) -> np.ndarray:
     """(N,) pixel standard deviation of (N, 4, H, W) RGBA images composited on white."""
     from gan.data import composite
 
-    flat = composite(images.detach().float().cpu())
-    return flat.std(dim=(2, 3)).mean(dim=1).numpy()
+    flat = composite(images.detach().float().cpu()).flatten(2)  # (N, 3, H*W)
+    # Tensor.std over the pixels, written out: torch's std kernel ran 1.5-2x slower on the
+    # sampler's channels_last images (0.24 of a lone pass's 0.8 ms of gate).
+    deviation = flat - flat.mean(dim=2, keepdim=True)
+    variance = deviation.square().sum(dim=2) / (flat.shape[2] - 1)  # unbiased, as std's
+    return variance.sqrt().mean(dim=1).numpy()
 
 
 def fit_gate(real: Tensor, percentile: float = PERCENTILE) -> ShapeGate:

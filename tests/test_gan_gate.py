@@ -34,6 +34,16 @@ def test_a_gate_fitted_on_real_faces_passes_them_and_stops_fragments(procedural_
     assert not gate.passes(torch.cat([fragments, torch.full_like(fragments, -1)])).any()
 
 
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_contrast_is_the_pixel_standard_deviation_on_white(memory_format):
+    from gan.data import composite
+
+    images = torch.rand(5, 4, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    expected = composite(images).std(dim=(2, 3)).mean(dim=1).numpy()
+    got = contrast_on_white(images.contiguous(memory_format=memory_format))
+    assert np.allclose(got, expected, atol=1e-6)
+
+
 def test_a_faint_face_fails_on_contrast_where_a_drawn_one_passes():
     drawn = blobs((8, 8, 56, 56))
     drawn[0, :3, 30:34, 16:48] = -1.0  # a black mouth on the yellow face
