@@ -1,5 +1,7 @@
 """The three generators and the discriminator: shapes, ranges, latents, gradients."""
 
+import copy
+
 import pytest
 import torch
 
@@ -136,7 +138,6 @@ def test_the_first_layer_is_the_transposed_convolution_it_replaces(memory_format
 
 @pytest.mark.parametrize("name", GENERATORS)
 def test_folding_batch_norms_for_sampling_keeps_the_generator_s_function(name):
-    import copy
 
     from gan.sample import fold_batch_norms
 
@@ -159,7 +160,6 @@ def test_folding_batch_norms_for_sampling_keeps_the_generator_s_function(name):
 def test_upsampling_convs_on_the_small_maps_keeps_the_generator_s_function(
     name, body, memory_format
 ):
-    import copy
 
     from gan.sample import SubpixelUpConv, fold_batch_norms, upsample_convs_on_small_maps
 
@@ -192,3 +192,31 @@ def test_upsampling_convs_on_the_small_maps_keeps_the_generator_s_function(
             out = candidate(latent)
             assert out.shape == expected.shape
             assert torch.allclose(out, expected, atol=2e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize(
+    "shape",  # (in, out, kernel, stride, padding, bias)
+    [(256, 64, 2, 1, 1, True), (32, 8, 4, 1, 0, False), (8, 4, 3, 2, 1, True)],
+)
+def test_prepacked_convolutions_compute_the_same_function(dtype, memory_format, shape):
+    from gan.sample import PrepackedConv2d, prepack_cpu_convs
+
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("needs oneDNN (mkldnn)")
+    cin, cout, kernel, stride, padding, bias = shape
+    torch.manual_seed(0)
+    block = torch.nn.Sequential(
+        torch.nn.Conv2d(cin, cout, kernel, stride, padding, bias=bias), torch.nn.Tanh()
+    )
+    block = block.to(dtype).requires_grad_(False)
+    with torch.no_grad():
+        for batch in (1, 3):  # the layout packed once serves every batch size
+            x = torch.randn(batch, cin, 9, 9).to(dtype).contiguous(memory_format=memory_format)
+            expected = block(x)
+            packed = prepack_cpu_convs(copy.deepcopy(block))
+            assert isinstance(packed[0], PrepackedConv2d)
+            # Float rounding apart: oneDNN may sum in another order than the plain path.
+            tolerance = 1e-5 if dtype == torch.float32 else 2e-2
+            assert torch.allclose(packed(x), expected, atol=tolerance, rtol=tolerance)
