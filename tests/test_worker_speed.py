@@ -298,12 +298,30 @@ class _WatchedSampler:
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-async def test_passes_sample_side_by_side_on_every_sampling_thread(samplers, threads):
+@pytest.mark.parametrize("encode_threads", [0, 2])
+async def test_passes_sample_side_by_side_on_every_sampling_thread(
+    samplers, threads, encode_threads, monkeypatch
+):
+    import threading
+
+    import gan
     from worker import InProcessTransport
 
     settings = queue_settings(
-        "inproc", worker_labels=["positive"], worker_max_batch=4, worker_sampling_threads=threads
+        "inproc",
+        worker_labels=["positive"],
+        worker_max_batch=4,
+        worker_sampling_threads=threads,
+        worker_encode_threads=encode_threads,
     )
+    encoded_on = set()  # the threads that encoded PNGs
+    encode = gan.encode_emojis
+
+    def recorded(*args, **kwargs):
+        encoded_on.add(threading.current_thread().name.split("_")[0])
+        return encode(*args, **kwargs)
+
+    monkeypatch.setattr(gan, "encode_emojis", recorded)
     watched = _WatchedSampler(samplers["positive"])
     transport = InProcessTransport()
     client = WorkerClient(transport, settings, per_user_cap=False)
@@ -316,6 +334,10 @@ async def test_passes_sample_side_by_side_on_every_sampling_thread(samplers, thr
         results = await asyncio.gather(*waits)
     assert service.sampling_threads == threads
     assert watched.most_at_once == threads  # never more passes at once than threads
+    # On a CPU by default each sampling thread encodes its own pass; a set count, a pool.
+    assert service.encode_inline == (encode_threads == 0)
+    assert service.encode_threads == (encode_threads or threads)
+    assert encoded_on == ({"sample"} if encode_threads == 0 else {"png"})
     assert watched.passes >= len(requests) // 4
     # What each request got does not depend on the passes it shared or the thread.
     for seed in (0, 13, 23):

@@ -117,6 +117,22 @@ def encode_groups(groups: list[tuple[object, int]], compress_level: int) -> list
     return [encode_emojis(images, size, compress_level) for images, size in groups]
 
 
+def step_and_encode(sampler, draws: list["_Draw"], compress_level: int):
+    """One `sampler.step` for `draws`, then the PNGs of each draw it finished (None for the
+    others), and the seconds the encoding took: a sampling thread's whole job on a CPU."""
+    from gan import encode_emojis
+
+    sampler.step([draw.job for draw in draws])
+    started = time.perf_counter()
+    pngs = [
+        encode_emojis(draw.job.images(), draw.group[0].request.size, compress_level)
+        if sampler.finished(draw.job)
+        else None
+        for draw in draws
+    ]
+    return pngs, time.perf_counter() - started
+
+
 def split_evenly(items: list, parts: int) -> list[list]:
     """`items` in at most `parts` runs of nearly equal length, in order (none empty)."""
     if not items:
@@ -188,8 +204,10 @@ class SamplingService:
         # models, and so the device, are known).
         self.sampling_threads = 1
         self._sampling_pool: ThreadPoolExecutor | None = None
-        self.encode_threads = self.settings.worker_encode_threads or available_cpus()
-        self._encoding_pool = ThreadPoolExecutor(self.encode_threads, thread_name_prefix="png")
+        # Where PNGs are encoded (`_start_pools`): by the sampling threads, or a pool.
+        self.encode_inline = False
+        self.encode_threads = 0
+        self._encoding_pool: ThreadPoolExecutor | None = None
         self._arrivals: dict[str, ArrivalRate] = {}
         self._in_flight: set[asyncio.Task] = set()
 
@@ -218,8 +236,7 @@ class SamplingService:
             getattr(getattr(sampler, "device", None), "type", "cpu") != "cpu"
             for sampler in self.samplers.values()
         )
-        self.sampling_threads = resolve_sampling_threads(self.settings, on_gpu)
-        self._sampling_pool = ThreadPoolExecutor(self.sampling_threads, thread_name_prefix="sample")
+        self._start_pools(on_gpu)
         if self.settings.worker_metrics_port:
             self.metrics.serve(self.settings.worker_metrics_port)
         log.info("worker %s serving %s (model %s)", self.worker_id, self.labels, self.model_version)
@@ -234,10 +251,29 @@ class SamplingService:
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
-            if self._sampling_pool is not None:
-                self._sampling_pool.shutdown(wait=False)
-            self._encoding_pool.shutdown(wait=False)
+            for pool in {self._sampling_pool, self._encoding_pool} - {None}:
+                pool.shutdown(wait=False)
             log.info("worker %s stopped", self.worker_id)
+
+    def _start_pools(self, on_gpu: bool) -> None:
+        """The sampling threads, and where encoding runs.
+
+        On a CPU (`MOODMOJI_WORKER_ENCODE_THREADS=0`) each sampling thread encodes what its
+        own pass finished: a pool of encoders beside it only gave the cores more threads to
+        switch between. At 200 requests/s on two cores, every thread of the worker, the
+        client and Redis waited about as long runnable as it ran, on each of a request's
+        hand-offs; encoding in the pass cut p50 from 59-73 to 31-48 ms and raised the drain
+        from 417-482 to 499-543 emojis/s (docs/benchmarks.md). On a GPU the sampling thread
+        must go back to the GPU, so PNGs are encoded on threads of their own."""
+        settings = self.settings
+        self.sampling_threads = resolve_sampling_threads(settings, on_gpu)
+        self._sampling_pool = ThreadPoolExecutor(self.sampling_threads, thread_name_prefix="sample")
+        self.encode_inline = not on_gpu and not settings.worker_encode_threads
+        if self.encode_inline:
+            self.encode_threads, self._encoding_pool = self.sampling_threads, self._sampling_pool
+        else:
+            self.encode_threads = settings.worker_encode_threads or available_cpus()
+            self._encoding_pool = ThreadPoolExecutor(self.encode_threads, thread_name_prefix="png")
 
     async def _sleep_unless_stopped(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -431,9 +467,19 @@ class SamplingService:
         started = time.time()
         try:
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(
-                self._sampling_pool, sampler.step, [d.job for d in now_drawing]
-            )
+            if self.encode_inline:
+                pngs, encode_s = await loop.run_in_executor(
+                    self._sampling_pool,
+                    step_and_encode,
+                    sampler,
+                    now_drawing,
+                    self.settings.worker_png_level,
+                )
+            else:
+                await loop.run_in_executor(
+                    self._sampling_pool, sampler.step, [d.job for d in now_drawing]
+                )
+                pngs, encode_s = [None] * len(now_drawing), 0.0
         except Exception:
             log.exception("a %s pass of %d failed; sampling one by one", label, len(draws))
             self._track(self._isolate_poison(label, now_drawing), room)
@@ -441,17 +487,26 @@ class SamplingService:
         except BaseException:
             room.release()
             raise
-        sample_s = time.time() - started
+        sample_s = time.time() - started - encode_s
         self.metrics.sample_seconds.labels(label).observe(sample_s)
         self.metrics.batch_size.labels(label).observe(len(now_drawing))
-        finished, unfinished = [], []
-        for draw in now_drawing:
+        finished, encoded, unfinished = [], [], []
+        for draw, draw_pngs in zip(now_drawing, pngs, strict=True):
             draw.sample_s += sample_s
             draw.started = draw.started or started
             draw.batch_size = len(now_drawing)
-            (finished if sampler.finished(draw.job) else unfinished).append(draw)
+            if sampler.finished(draw.job):
+                finished.append(draw)
+                encoded.append(draw_pngs)
+            else:
+                unfinished.append(draw)
         self.requests_sampled += len(finished)
-        answering = self._encode_and_answer(label, finished) if finished else None
+        if not finished:
+            answering = None
+        elif self.encode_inline:
+            answering = self._answer(label, finished, encoded, encode_s * 1000)
+        else:
+            answering = self._encode_and_answer(label, finished)
         self._track(answering, room)
         return unfinished + later
 
@@ -501,7 +556,10 @@ class SamplingService:
         encode_started = time.time()
         sizes = [draw.group[0].request.size for draw in draws]
         pngs = await self._encode(list(zip(images, sizes, strict=True)))
-        encode_ms = (time.time() - encode_started) * 1000
+        await self._answer(label, draws, pngs, (time.time() - encode_started) * 1000)
+
+    async def _answer(self, label, draws: list["_Draw"], pngs: list[list[bytes]], encode_ms):
+        """Store and send the finished draws' results, one pipeline for the batch."""
         answers = []
         for draw, group_pngs in zip(draws, pngs, strict=True):
             request = draw.group[0].request

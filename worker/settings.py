@@ -102,8 +102,9 @@ class WorkerSettings(CommonSettings):
     worker_encode_threads: int = Field(
         0,
         ge=0,
-        description="threads that resize and PNG-encode results; 0: one per core this "
-        "process may use (its CPU affinity and cgroup quota)",
+        description="threads that resize and PNG-encode results; 0: on a CPU the sampling "
+        "threads encode what their passes finished, on a GPU one thread per core this process "
+        "may use (its CPU affinity and cgroup quota)",
     )
     worker_precision: str = Field(
         "auto",
