@@ -201,6 +201,21 @@ async def test_complete_many_answers_a_batch_and_the_first_answer_still_wins(red
         assert len(replies) == 6 and {r.images[0] for _, r in replies} == {b"first"}
         pending = await transport.redis.xpending(transport.request_stream("positive"), "workers")
         assert pending["pending"] == 0
+
+        # One round trip a batch: no SCRIPT EXISTS before the pipeline, and a Redis that
+        # lost its scripts (restarted, flushed) still gets every answer.
+        async def script_exists_calls() -> int:
+            stats = await transport.redis.info("commandstats")
+            return stats.get("cmdstat_script|exists", {}).get("calls", 0)
+
+        await transport.submit(GenerateRequest(label="positive", seed=9, reply_to="bot"))
+        [late] = await transport.fetch("positive", "w", 10, 100)
+        await transport.redis.script_flush()
+        before = await script_exists_calls()
+        await transport.complete_many([answer(late, b"after a flush")])
+        assert await script_exists_calls() == before
+        stored = await transport.stored_results([late.request.request_id])
+        assert stored[late.request.request_id].images == [b"after a flush"]
     finally:
         await transport.delete_queue()
         await transport.close()
