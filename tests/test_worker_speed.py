@@ -232,15 +232,20 @@ def test_the_ladder_measures_every_stage_and_names_the_slowest(redis_prefix, tin
     ladder = measure_ladder(
         sampler, settings, batch=4, threads=2, size=64, seconds=0.05, cores=2, sampling_threads=2
     )
-    rates = (ladder.forward, ladder.copy, ladder.gate, ladder.host, ladder.sampling, ladder.answer)
+    rates = (
+        *(ladder.forward, ladder.copy, ladder.gate, ladder.host, ladder.sampling),
+        *(ladder.read, ladder.answer),
+    )
     assert all(rate > 0 for rate in rates)
     stage, ceiling = ladder.ceiling
     assert ceiling == min(ladder.stages.values()) and ladder.stages[stage] == ceiling
     assert ladder.sampling_threads == 2 and ladder.stages["sampling"] == ladder.sampling
-    cpu_time = 1 / ladder.gate + 1 / ladder.encode_one_thread + 1 / ladder.answer
+    loop_time = 1 / ladder.read + 1 / ladder.answer  # the event loop reads and answers
+    assert ladder.stages["reading and answering"] == pytest.approx(1 / loop_time)
+    cpu_time = 1 / ladder.gate + 1 / ladder.encode_one_thread + loop_time
     assert ladder.stages["all 2 cores"] == pytest.approx(2 / cpu_time)
     table = ladder_table(ladder)
-    assert f"set by {stage}" in table and table.count("\n| ") >= 8
+    assert f"set by {stage}" in table and table.count("\n| ") >= 9
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 4), (7, 5, 3), (128, 128, 4), (3, 64, 4)])

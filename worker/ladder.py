@@ -6,6 +6,8 @@
                    next pass (`EmojiSampler.step`): what one sampling thread does
     sampling       that on `sampling_threads` threads at once, as the worker runs them
     encode         resize and PNG-encode on `threads` threads at once (`encode_groups`)
+    read           a batch of queued requests taken from Redis and checked for stored
+                   answers (`fetch`, `stored_results`), as the event loop does per batch
     answer         answers stored in Redis, one pipeline per batch (`complete_many`)
 
 Each figure is emojis/s of that stage on its own resources, so the slowest of the
@@ -43,18 +45,19 @@ class Ladder:
     sampling: float  # `gate` on `sampling_threads` threads at once
     encode: float
     encode_one_thread: float
-    answer: float | None  # None: no Redis measured
+    read: float | None  # None: no Redis measured
+    answer: float | None
 
     @property
     def stages(self) -> dict[str, float]:
         """The stages that run side by side in a worker, and their ceilings; and the cores,
         which those stages share: every core busy with their CPU time per emoji."""
         stages = {"sampling": self.sampling, "encoding": self.encode}
-        if self.answer:
-            stages["answering"] = self.answer
         seconds = 1 / (self.gate if self.on_cpu else self.host) + 1 / self.encode_one_thread
-        if self.answer:
-            seconds += 1 / self.answer
+        if self.read and self.answer:
+            # The event loop reads and answers: one thread, so their times add up.
+            stages["reading and answering"] = 1 / (1 / self.read + 1 / self.answer)
+            seconds += 1 / self.read + 1 / self.answer
         stages[f"all {self.cores} cores"] = self.cores / seconds
         return stages
 
@@ -152,6 +155,33 @@ def measure_encoding(images: torch.Tensor, size: int, level: int, threads: int, 
         return emojis_per_second(encode_all, len(groups), seconds)
 
 
+async def measure_reading(settings, batch: int, seconds: float) -> float:
+    """Requests/s taken from Redis in batches of `batch` and checked for stored answers,
+    what the worker's loop does for each batch before it samples, on a scratch queue
+    prefix that is deleted after. The same requests go round: each batch is handed back
+    to the queue (`release`, untimed) to be read again."""
+    from worker.protocol import GenerateRequest
+    from worker.redis_transport import RedisStreamsTransport
+
+    prefix = f"moodmoji-ladder-{uuid.uuid4().hex[:8]}"
+    transport = RedisStreamsTransport(settings.model_copy(update={"queue_prefix": prefix}))
+    try:
+        for seed in range(batch):
+            await transport.submit(GenerateRequest(label="positive", seed=seed, reply_to="ladder"))
+        done, spent = 0, 0.0
+        while spent < seconds:
+            begin = time.perf_counter()
+            taken = await transport.fetch("positive", "ladder", batch, 0)
+            await transport.stored_results([d.request.request_id for d in taken])
+            spent += time.perf_counter() - begin
+            done += len(taken)
+            await transport.release(taken)
+        return done / spent
+    finally:
+        await transport.delete_queue()
+        await transport.close()
+
+
 async def measure_answering(settings, pngs: list[bytes], seconds: float) -> float:
     """Answers/s of `complete_many` into Redis, batches of len(pngs) one-PNG answers,
     on a scratch queue prefix that is deleted after."""
@@ -203,9 +233,10 @@ def measure_ladder(
     level = settings.worker_png_level
     encode = measure_encoding(images, size, level, threads, seconds)
     encode_one = encode if threads == 1 else measure_encoding(images, size, level, 1, seconds)
-    answer = None
+    read = answer = None
     if redis:
         pngs = [pngs[0] for pngs in encode_groups([(image[None], size) for image in images], level)]
+        read = asyncio.run(measure_reading(settings, batch, seconds))
         answer = asyncio.run(measure_answering(settings, pngs, seconds))
     cores = cores or available_cpus()
     return Ladder(
@@ -221,6 +252,7 @@ def measure_ladder(
         sampling,
         encode,
         encode_one,
+        read,
         answer,
     )
 
@@ -236,6 +268,8 @@ def ladder_table(ladder: Ladder) -> str:
         (f"encode: resize + PNG, {ladder.threads} thread(s)", ladder.encode),
         ("encode: resize + PNG, 1 thread", ladder.encode_one_thread),
     ]
+    if ladder.read:
+        rows.append(("read: Redis, a fetch and a look for stored answers per batch", ladder.read))
     if ladder.answer:
         rows.append(("answer: Redis, one pipeline per batch", ladder.answer))
     lines = [
