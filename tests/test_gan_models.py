@@ -136,16 +136,19 @@ def test_the_first_layer_is_the_transposed_convolution_it_replaces(memory_format
         assert out.is_contiguous(memory_format=torch.channels_last)
 
 
+def with_running_statistics(generator):
+    """`generator` in eval mode, its batch norms' running statistics not the defaults."""
+    generator.train()
+    generator(generator.sample_latent(16))
+    return generator.eval()
+
+
 @pytest.mark.parametrize("name", GENERATORS)
 def test_folding_batch_norms_for_sampling_keeps_the_generator_s_function(name):
-
     from gan.sample import fold_batch_norms
 
     torch.manual_seed(0)
-    generator = GENERATORS[name]()
-    generator.train()
-    generator(generator.sample_latent(16))  # running statistics that are not the defaults
-    generator.eval()
+    generator = with_running_statistics(GENERATORS[name]())
     latent = generator.sample_latent(4, torch.Generator().manual_seed(1))
     with torch.no_grad():
         expected = generator(latent)
@@ -160,7 +163,6 @@ def test_folding_batch_norms_for_sampling_keeps_the_generator_s_function(name):
 def test_upsampling_convs_on_the_small_maps_keeps_the_generator_s_function(
     name, body, memory_format
 ):
-
     from gan.sample import SubpixelUpConv, fold_batch_norms, upsample_convs_on_small_maps
 
     torch.manual_seed(0)
@@ -169,10 +171,7 @@ def test_upsampling_convs_on_the_small_maps_keeps_the_generator_s_function(
         "deligan": lambda: DeLiGANGenerator(nz=16, ngf=8, components=5, body=body),
         "proposed": lambda: ProposedGenerator(nz=16, ngf=8, expand=3, body=body),
     }
-    generator = factories[name]()
-    generator.train()
-    generator(generator.sample_latent(16))  # running statistics that are not the defaults
-    generator.eval()
+    generator = with_running_statistics(factories[name]())
     latent = generator.sample_latent(3, torch.Generator().manual_seed(1))
     with torch.no_grad():
         expected = generator(latent)
