@@ -145,7 +145,7 @@ def with_running_statistics(generator):
 
 @pytest.mark.parametrize("name", GENERATORS)
 def test_folding_batch_norms_for_sampling_keeps_the_generator_s_function(name):
-    from gan.sample import fold_batch_norms
+    from gan.inference import fold_batch_norms
 
     torch.manual_seed(0)
     generator = with_running_statistics(GENERATORS[name]())
@@ -163,7 +163,7 @@ def test_folding_batch_norms_for_sampling_keeps_the_generator_s_function(name):
 def test_upsampling_convs_on_the_small_maps_keeps_the_generator_s_function(
     name, body, memory_format
 ):
-    from gan.sample import SubpixelUpConv, fold_batch_norms, upsample_convs_on_small_maps
+    from gan.inference import SubpixelUpConv, fold_batch_norms, upsample_convs_on_small_maps
 
     torch.manual_seed(0)
     factories = {
@@ -200,7 +200,7 @@ def test_upsampling_convs_on_the_small_maps_keeps_the_generator_s_function(
     [(256, 64, 2, 1, 1, True), (32, 8, 4, 1, 0, False), (8, 4, 3, 2, 1, True)],
 )
 def test_prepacked_convolutions_compute_the_same_function(dtype, memory_format, shape):
-    from gan.sample import PrepackedConv2d, prepack_cpu_convs
+    from gan.inference import PrepackedConv2d, prepack_cpu_convs
 
     if not torch.backends.mkldnn.is_available():
         pytest.skip("needs oneDNN (mkldnn)")
