@@ -226,8 +226,11 @@ def test_available_cpus_counts_what_this_process_may_use():
 
 
 @pytest.mark.redis
-def test_the_ladder_measures_every_stage_and_names_the_slowest(redis_prefix, tiny_models):
-    settings = queue_settings(redis_prefix)
+@pytest.mark.parametrize("encode_threads", [0, 2])
+def test_the_ladder_measures_every_stage_and_names_the_slowest(
+    redis_prefix, tiny_models, encode_threads
+):
+    settings = queue_settings(redis_prefix, worker_encode_threads=encode_threads)
     sampler = EmojiSampler.from_checkpoint(tiny_models["positive"], "cpu")
     ladder = measure_ladder(
         sampler, settings, batch=4, threads=2, size=64, seconds=0.05, cores=2, sampling_threads=2
@@ -239,13 +242,22 @@ def test_the_ladder_measures_every_stage_and_names_the_slowest(redis_prefix, tin
     assert all(rate > 0 for rate in rates)
     stage, ceiling = ladder.ceiling
     assert ceiling == min(ladder.stages.values()) and ladder.stages[stage] == ceiling
-    assert ladder.sampling_threads == 2 and ladder.stages["sampling"] == ladder.sampling
     loop_time = 1 / ladder.read + 1 / ladder.answer  # the event loop reads and answers
     assert ladder.stages["reading and answering"] == pytest.approx(1 / loop_time)
-    cpu_time = 1 / ladder.gate + 1 / ladder.encode_one_thread + loop_time
+    assert ladder.sampling_threads == 2
+    if encode_threads == 0:
+        # On a CPU each sampling thread encodes its pass: one stage, measured as it runs.
+        assert ladder.sampling_encoding > 0
+        assert ladder.stages["sampling and encoding"] == ladder.sampling_encoding
+        cpu_time = 2 / ladder.sampling_encoding + loop_time
+    else:
+        assert ladder.sampling_encoding is None
+        assert ladder.stages["sampling"] == ladder.sampling
+        cpu_time = 1 / ladder.gate + 1 / ladder.encode_one_thread + loop_time
     assert ladder.stages["all 2 cores"] == pytest.approx(2 / cpu_time)
     table = ladder_table(ladder)
-    assert f"set by {stage}" in table and table.count("\n| ") >= 9
+    assert f"set by {stage}" in table
+    assert table.count("\n| ") >= (10 if encode_threads == 0 else 9)
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 4), (7, 5, 3), (128, 128, 4), (3, 64, 4)])

@@ -5,6 +5,8 @@
     + gate         per-request seeded latents and the shape gate, whose rejects ride in the
                    next pass (`EmojiSampler.step`): what one sampling thread does
     sampling       that on `sampling_threads` threads at once, as the worker runs them
+    + encode       on a CPU, where each sampling thread encodes its own pass: sampling and
+                   encoding on `sampling_threads` threads at once, the worker's CPU job
     encode         resize and PNG-encode on `threads` threads at once (`encode_groups`)
     read           a batch of queued requests taken from Redis and checked for stored
                    answers (`fetch`, `stored_results`), as the event loop does per batch
@@ -43,6 +45,9 @@ class Ladder:
     gate: float
     host: float  # a sampling thread's own CPU work per emoji: latents and the gate
     sampling: float  # `gate` on `sampling_threads` threads at once
+    # `sampling` with each pass's PNGs encoded on its thread, as a CPU worker runs it
+    # (None: the worker encodes on a pool of its own, as on a GPU)
+    sampling_encoding: float | None
     encode: float
     encode_one_thread: float
     read: float | None  # None: no Redis measured
@@ -52,8 +57,14 @@ class Ladder:
     def stages(self) -> dict[str, float]:
         """The stages that run side by side in a worker, and their ceilings; and the cores,
         which those stages share: every core busy with their CPU time per emoji."""
-        stages = {"sampling": self.sampling, "encoding": self.encode}
-        seconds = 1 / (self.gate if self.on_cpu else self.host) + 1 / self.encode_one_thread
+        if self.sampling_encoding:
+            # One job per sampling thread; its threads' CPU time per emoji, measured with
+            # all of them running at once (what they cost each other counts).
+            stages = {"sampling and encoding": self.sampling_encoding}
+            seconds = self.sampling_threads / self.sampling_encoding
+        else:
+            stages = {"sampling": self.sampling, "encoding": self.encode}
+            seconds = 1 / (self.gate if self.on_cpu else self.host) + 1 / self.encode_one_thread
         if self.read and self.answer:
             # The event loop reads and answers: one thread, so their times add up.
             stages["reading and answering"] = 1 / (1 / self.read + 1 / self.answer)
@@ -120,10 +131,11 @@ def measure_host_side(sampler, batch: int, seconds: float) -> float:
     return emojis_per_second(host, batch, seconds)
 
 
-def _steady_rate(sampler, batch: int, seconds: float, threads: int) -> float:
+def _steady_rate(sampler, batch: int, seconds: float, threads: int, encode=None) -> float:
     """Emojis/s finished by passes of `batch` one-emoji requests on `threads` threads at
     once, as the worker runs them: a request the gate sent back rides in its thread's
-    next pass beside fresh ones."""
+    next pass beside fresh ones. `encode`: (size, PNG level) to encode each pass's
+    finished requests on its thread, as a CPU worker does."""
 
     def run(thread: int) -> tuple[int, float, float]:  # (finished, begin, end)
         seeds = iter(range(thread * 10**9, (thread + 1) * 10**9))
@@ -133,7 +145,11 @@ def _steady_rate(sampler, batch: int, seconds: float, threads: int) -> float:
         while time.perf_counter() - begin < seconds or finished < batch:
             pending += [sampler.job(next(seeds), 1) for _ in range(batch - len(pending))]
             sampler.step(pending)
-            finished += sum(sampler.finished(job) for job in pending)
+            done = [job for job in pending if sampler.finished(job)]
+            if encode:
+                size, level = encode
+                encode_groups([(job.images(), size) for job in done], level)
+            finished += len(done)
             pending = [job for job in pending if not sampler.finished(job)]
         return finished, begin, time.perf_counter()
 
@@ -222,7 +238,8 @@ def measure_ladder(
 ) -> Ladder:
     """Every stage of `sampler` at `batch`; `cores`: those the worker may use (default:
     this process's, `available_cpus`); `sampling_threads`: the worker's (default: what
-    `worker_sampling_threads` gives on the sampler's device)."""
+    `worker_sampling_threads` gives on the sampler's device). Encoding is measured in the
+    passes where the worker does it there: on a CPU with `worker_encode_threads` 0."""
     from worker.service import available_cpus, resolve_sampling_threads
 
     on_cpu = sampler.device.type == "cpu"
@@ -233,6 +250,9 @@ def measure_ladder(
     level = settings.worker_png_level
     encode = measure_encoding(images, size, level, threads, seconds)
     encode_one = encode if threads == 1 else measure_encoding(images, size, level, 1, seconds)
+    sampling_encoding = None
+    if on_cpu and not settings.worker_encode_threads:
+        sampling_encoding = _steady_rate(sampler, batch, seconds, sampling_threads, (size, level))
     read = answer = None
     if redis:
         pngs = [pngs[0] for pngs in encode_groups([(image[None], size) for image in images], level)]
@@ -250,6 +270,7 @@ def measure_ladder(
         gate,
         host,
         sampling,
+        sampling_encoding,
         encode,
         encode_one,
         read,
@@ -268,6 +289,9 @@ def ladder_table(ladder: Ladder) -> str:
         (f"encode: resize + PNG, {ladder.threads} thread(s)", ladder.encode),
         ("encode: resize + PNG, 1 thread", ladder.encode_one_thread),
     ]
+    if ladder.sampling_encoding:
+        name = f"+ encode in the pass: {ladder.sampling_threads} thread(s) at once"
+        rows.insert(5, (name, ladder.sampling_encoding))
     if ladder.read:
         rows.append(("read: Redis, a fetch and a look for stored answers per batch", ladder.read))
     if ladder.answer:
