@@ -5,8 +5,9 @@ and waits for more only when the arrival rate says one is due within
 `worker_batch_wait_ms` (a lone request never waits). It samples the batch in one
 generator forward pass on a sampling thread: up to `worker_sampling_threads` passes at
 once (by default one per core on a CPU, one on a GPU, which runs passes in turn), and
-while every thread is busy it reads the next pass's requests ahead. A pass hands its
-images to a pool of threads that resize and PNG-encode them, and the whole batch is
+while every thread is busy it reads the next pass's requests ahead. On a CPU the
+sampling thread then resizes and PNG-encodes what its pass finished; on a GPU a pool of
+threads does, so the sampling thread can go back to the GPU. The whole batch is
 answered in one round trip, which acknowledges each request; meanwhile the threads
 sample the next passes, up to `worker_batches_in_flight` batches per thread in hand.
 
@@ -118,18 +119,14 @@ def encode_groups(groups: list[tuple[object, int]], compress_level: int) -> list
 
 
 def step_and_encode(sampler, draws: list["_Draw"], compress_level: int):
-    """One `sampler.step` for `draws`, then the PNGs of each draw it finished (None for the
-    others), and the seconds the encoding took: a sampling thread's whole job on a CPU."""
-    from gan import encode_emojis
-
+    """One `sampler.step` for `draws`, then the PNGs of the draws it finished, in order,
+    and the seconds the encoding took: a sampling thread's whole job on a CPU."""
     sampler.step([draw.job for draw in draws])
     started = time.perf_counter()
-    pngs = [
-        encode_emojis(draw.job.images(), draw.group[0].request.size, compress_level)
-        if sampler.finished(draw.job)
-        else None
-        for draw in draws
-    ]
+    finished = [draw for draw in draws if sampler.finished(draw.job)]
+    pngs = encode_groups(
+        [(d.job.images(), d.group[0].request.size) for d in finished], compress_level
+    )
     return pngs, time.perf_counter() - started
 
 
@@ -479,7 +476,7 @@ class SamplingService:
                 await loop.run_in_executor(
                     self._sampling_pool, sampler.step, [d.job for d in now_drawing]
                 )
-                pngs, encode_s = [None] * len(now_drawing), 0.0
+                pngs, encode_s = None, 0.0
         except Exception:
             log.exception("a %s pass of %d failed; sampling one by one", label, len(draws))
             self._track(self._isolate_poison(label, now_drawing), room)
@@ -490,21 +487,17 @@ class SamplingService:
         sample_s = time.time() - started - encode_s
         self.metrics.sample_seconds.labels(label).observe(sample_s)
         self.metrics.batch_size.labels(label).observe(len(now_drawing))
-        finished, encoded, unfinished = [], [], []
-        for draw, draw_pngs in zip(now_drawing, pngs, strict=True):
+        finished, unfinished = [], []
+        for draw in now_drawing:
             draw.sample_s += sample_s
             draw.started = draw.started or started
             draw.batch_size = len(now_drawing)
-            if sampler.finished(draw.job):
-                finished.append(draw)
-                encoded.append(draw_pngs)
-            else:
-                unfinished.append(draw)
+            (finished if sampler.finished(draw.job) else unfinished).append(draw)
         self.requests_sampled += len(finished)
         if not finished:
             answering = None
-        elif self.encode_inline:
-            answering = self._answer(label, finished, encoded, encode_s * 1000)
+        elif pngs is not None:  # encoded in the pass, in the order of `finished`
+            answering = self._answer(label, finished, pngs, encode_s * 1000)
         else:
             answering = self._encode_and_answer(label, finished)
         self._track(answering, room)
