@@ -241,10 +241,9 @@ class EmojiSampler:
 
 
 def png_bytes(image: Image.Image, compress_level: int = 1) -> bytes:
-    """PNG bytes, fast: RGB and RGBA through `gan.png` (one row filter, zlib's run-length
-    strategy; 2.3x faster than Pillow's for 21% more bytes), other modes through Pillow.
-    A low zlib level: level 6 with `optimize` would cost ~10x the time a live queue
-    cannot spare for a few percent."""
+    """PNG bytes, fast: RGB and RGBA through `gan.png` (one row filter, ISA-L's deflate;
+    7x faster than Pillow's for 19% more bytes), other modes through Pillow.
+    `compress_level`: 0-3, ISA-L's levels (zlib's, for Pillow)."""
     if image.mode in ("RGB", "RGBA"):
         return encode_png(np.asarray(image), compress_level)
     buffer = io.BytesIO()
@@ -254,7 +253,7 @@ def png_bytes(image: Image.Image, compress_level: int = 1) -> bytes:
 
 def encode_emojis(images: torch.Tensor, size: int, compress_level: int = 1) -> list[bytes]:
     """(N, C, 64, 64) images in [-1, 1] to N PNGs of `size` px: the one place a sample
-    becomes what is served. Pillow's Lanczos resize and `gan.png`'s numpy and zlib work
+    becomes what is served. Pillow's Lanczos resize and `gan.png`'s numpy and ISA-L work
     release the GIL, so a pool of threads runs this on every core (the resize: 0.27 ms an
     emoji against 0.94 for a bicubic resize of the whole batch in torch, measured here)."""
     return [png_bytes(image, compress_level) for image in tensor_to_images(images, size)]

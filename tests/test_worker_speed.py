@@ -260,14 +260,27 @@ def test_the_ladder_measures_every_stage_and_names_the_slowest(
     assert table.count("\n| ") >= (10 if encode_threads == 0 else 9)
 
 
+@pytest.mark.parametrize("level", [0, 1, 2, 3])
 @pytest.mark.parametrize("shape", [(1, 1, 4), (7, 5, 3), (128, 128, 4), (3, 64, 4)])
-def test_the_png_writer_is_lossless_for_rgb_and_rgba(shape):
+def test_the_png_writer_is_lossless_for_rgb_and_rgba(shape, level):
     from gan.png import encode_png
 
     pixels = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
-    decoded = Image.open(io.BytesIO(encode_png(pixels)))
+    decoded = Image.open(io.BytesIO(encode_png(pixels, level)))
     assert decoded.mode == ("RGBA" if shape[2] == 4 else "RGB")
     assert np.array_equal(np.asarray(decoded), pixels)
+
+
+def test_png_levels_outside_isa_l_are_refused_in_the_settings(monkeypatch):
+    from pydantic import ValidationError
+
+    from worker.settings import WorkerSettings
+
+    monkeypatch.setenv("MOODMOJI_WORKER_PNG_LEVEL", "6")  # a zlib level, not ISA-L's
+    with pytest.raises(ValidationError, match="worker_png_level"):
+        WorkerSettings()
+    monkeypatch.setenv("MOODMOJI_WORKER_PNG_LEVEL", "3")
+    assert WorkerSettings().worker_png_level == 3
 
 
 def test_the_png_writer_refuses_what_it_cannot_write():

@@ -121,9 +121,9 @@ class WorkerSettings(CommonSettings):
     worker_png_level: int = Field(
         1,
         ge=0,
-        le=9,
-        description="zlib level of result PNGs (run-length strategy); 1 is the fastest "
-        "within 1% of the smallest, docs/benchmarks.md",
+        le=3,
+        description="deflate level of result PNGs, ISA-L's 0-3; 1 is as small as 2 and 3 "
+        "and as fast as 0, docs/benchmarks.md",
     )
     worker_image_size: int = Field(128, ge=16, le=512, description="default emoji size in pixels")
 
