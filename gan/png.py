@@ -6,8 +6,9 @@ the one above it) does nearly as well. The filtered rows are then deflated by IS
 (`isal`, Intel's storage library, with AVX2/AVX-512 code on any x86 CPU): on 128 px
 RGBA emojis 3x faster than zlib's run-length strategy and a little smaller (0.13
 against 0.39 ms, 23.4 against 23.8 KiB an emoji), and 7x faster than Pillow's
-run-length writer, whose adaptive filters make 19.7 KiB (docs/benchmarks.md, "PNG"). Its stream is a plain zlib stream, which every PNG reader
-takes. numpy and ISA-L release the GIL for the heavy parts, so threads scale.
+run-length writer, whose adaptive filters make 19.7 KiB (docs/benchmarks.md, "PNG").
+Its output is a plain zlib stream, which every PNG reader takes. numpy and ISA-L
+release the GIL for the heavy parts, so threads scale.
 """
 
 import struct

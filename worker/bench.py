@@ -10,6 +10,7 @@
 import argparse
 import asyncio
 import contextlib
+import gc
 import os
 import shutil
 import statistics
@@ -179,6 +180,13 @@ async def _end_to_end(settings, prefix: str, args) -> EndToEnd:
 
     settings = settings.model_copy(update={"queue_prefix": prefix, "queue_max_length": 100_000})
     transport = RedisStreamsTransport(settings)
+    # This process holds torch, the bench's samplers and the ladder's leftovers, about
+    # 250,000 objects, and the load run keeps thousands of tasks and answers: its full
+    # collections (one or two a run, 56-180 ms each, measured) stopped the client, and the
+    # latencies counted that as the worker's. So no collections while it times, as
+    # `timeit` does (a worker's own heap had none at 200 requests/s for 60 s, measured).
+    gc.collect()
+    gc.disable()
     try:
         await wait_for_workers(transport, 1, 120)
         async with WorkerClient(transport, settings, per_user_cap=False) as client:
@@ -232,6 +240,7 @@ async def _end_to_end(settings, prefix: str, args) -> EndToEnd:
             drain_rate,
         )
     finally:
+        gc.enable()
         await transport.delete_queue()
         await transport.close()
 
