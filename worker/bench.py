@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from moodmoji.benchmarks import write_section
@@ -171,6 +171,7 @@ class EndToEnd:
     load_batch: float  # mean batch size at that rate
     lost: int  # requests of the load run never answered
     drain_rate: float  # emojis/s while emptying a backlog
+    ceiling: float = 0.0  # the ladder's ceiling, measured at the start of this run's round
 
 
 async def _end_to_end(settings, prefix: str, args) -> EndToEnd:
@@ -345,6 +346,16 @@ def run_worker_bench(args: argparse.Namespace, settings: WorkerSettings) -> int:
             sides = {f"`{args.compare_source}`": args.compare_source, **sides}
         runs = {name: [] for name in sides}
         for round_ in range(args.rounds):
+            # This machine's speed drifts by a fifth or more over the minutes of a run (the
+            # old worker's backlog rate fell 185 -> 146 emojis/s over three rounds): each
+            # round's backlog is held to a ceiling measured just before it.
+            if round_:
+                ladder_now = measure_ladder(
+                    sampler, settings, settings.worker_max_batch, threads, SIZE, seconds=0.5
+                )
+            else:
+                ladder_now = ladder
+            _, ceiling = ladder_now.ceiling
             for name, source in sides.items():  # interleaved, so a busier machine hits both
                 prefix = f"moodmoji-bench-{uuid.uuid4().hex[:8]}"
                 with worker_processes(
@@ -358,15 +369,16 @@ def run_worker_bench(args: argparse.Namespace, settings: WorkerSettings) -> int:
                     device=args.device,
                 ):
                     run = asyncio.run(_end_to_end(settings, prefix, args))
+                run = replace(run, ceiling=ceiling)
                 runs[name].append(run)
-                print(f"  round {round_ + 1}, {name}: {_run_line(run, ladder)}")
+                print(f"  round {round_ + 1}, {name}: {_run_line(run)}")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
     body = _report(described, sampler, throughput, args)
     body += "\n\n" + _ladder_report(ladder, settings)
     body += "\n\n" + png
-    body += "\n\n" + _end_to_end_report(runs, ladder, args, settings)
+    body += "\n\n" + _end_to_end_report(runs, args, settings)
     if baseline:
         body += "\n\n" + _baseline_report(throughput, baseline, args.baseline)
     body += (
@@ -388,14 +400,13 @@ def run_worker_bench(args: argparse.Namespace, settings: WorkerSettings) -> int:
     return 0
 
 
-def _run_line(run: EndToEnd, ladder) -> str:
-    _, ceiling = ladder.ceiling
+def _run_line(run: EndToEnd) -> str:
     return (
         f"lone p50 {_percentile(run.lone, 0.5) * 1000:.1f} ms; at {run.load_rate:.0f} req/s "
         f"p50 {_percentile(run.load, 0.5) * 1000:.0f} ms "
         f"p99 {_percentile(run.load, 0.99) * 1000:.0f} ms, {run.lost} lost; "
         f"backlog {run.drain_rate:.0f} emojis/s "
-        f"({run.drain_rate / ceiling:.0%} of the ceiling)"
+        f"({run.drain_rate / run.ceiling:.0%} of the round's ceiling, {run.ceiling:.0f})"
     )
 
 
@@ -498,8 +509,8 @@ def _ladder_report(ladder, settings) -> str:
     )
 
 
-def _end_to_end_report(runs: dict, ladder, args, settings) -> str:
-    _, ceiling = ladder.ceiling
+def _end_to_end_report(runs: dict, args, settings) -> str:
+    ceilings = " / ".join(f"{run.ceiling:.0f}" for run in runs["this checkout"])
     lines = [
         f"End to end through Redis with one `moodmoji worker` process (max batch "
         f"{settings.worker_max_batch}), submit to result in one bench client on the same "
@@ -508,8 +519,10 @@ def _end_to_end_report(runs: dict, ladder, args, settings) -> str:
         f"once (straight into Redis, past the client's per-request backlog count); from the "
         f"moment the last is queued, those still unanswered over the time until every one is "
         f"answered and acknowledged (the answers are read after that). {args.rounds} "
-        f"round(s), the sides interleaved; medians of the "
-        f"rounds.",
+        f"round(s), the sides interleaved; medians of the rounds. The ceiling is measured "
+        f"again before each round (the ladder above is the first round's), as this "
+        f"machine's speed drifts over minutes: {ceilings} emojis/s; *of ceiling* is each "
+        f"round's backlog over its own round's ceiling.",
         "",
         "| worker | lone p50 ms | lone p99 ms | load req/s | load p50 ms | load p99 ms | "
         "max ms | mean batch | lost | backlog emojis/s | of ceiling |",
@@ -521,6 +534,7 @@ def _end_to_end_report(runs: dict, ladder, args, settings) -> str:
             return statistics.median(f(run) for run in rounds)
 
         drain = median(lambda r: r.drain_rate)
+        of_ceiling = median(lambda r: r.drain_rate / r.ceiling)
         lines.append(
             f"| {name} | {median(lambda r: _percentile(r.lone, 0.5)) * 1000:.1f} | "
             f"{median(lambda r: _percentile(r.lone, 0.99)) * 1000:.1f} | "
@@ -529,7 +543,7 @@ def _end_to_end_report(runs: dict, ladder, args, settings) -> str:
             f"{median(lambda r: _percentile(r.load, 0.99)) * 1000:.0f} | "
             f"{median(lambda r: r.load[-1] if r.load else 0) * 1000:.0f} | "
             f"{median(lambda r: r.load_batch):.1f} | {sum(r.lost for r in rounds)} | "
-            f"{drain:.0f} | {drain / ceiling:.0%} |"
+            f"{drain:.0f} | {of_ceiling:.0%} |"
         )
     timings = runs["this checkout"][-1].lone_timings
     lines += [
