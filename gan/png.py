@@ -13,6 +13,7 @@ release the GIL for the heavy parts, so threads scale.
 
 import struct
 import zlib
+from collections.abc import Callable
 
 import numpy as np
 from isal import isal_zlib
@@ -26,9 +27,14 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def encode_png(pixels: np.ndarray, level: int = 1) -> bytes:
+def encode_png(
+    pixels: np.ndarray,
+    level: int = 1,
+    deflate: Callable[[memoryview, int], bytes] = isal_zlib.compress,
+) -> bytes:
     """PNG bytes of an (H, W, 3 or 4) uint8 array, 8 bits per channel, lossless;
-    `level`: ISA-L's, 0-3 (ISA-L refuses others; `MOODMOJI_WORKER_PNG_LEVEL` checks it)."""
+    `level`: ISA-L's, 0-3 (ISA-L refuses others; `MOODMOJI_WORKER_PNG_LEVEL` checks it).
+    `deflate(rows, level)`: a zlib stream of the filtered rows (another one to compare)."""
     if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] not in _COLOUR_TYPE:
         raise ValueError(f"need (H, W, 3 or 4) uint8 pixels, got {pixels.dtype} {pixels.shape}")
     height, width, channels = pixels.shape
@@ -37,6 +43,6 @@ def encode_png(pixels: np.ndarray, level: int = 1) -> bytes:
     rows[:, 0] = _FILTER_UP
     rows[0, 1:] = flat[0]  # the row above the first is zeros
     np.subtract(flat[1:], flat[:-1], out=rows[1:, 1:])  # uint8 arithmetic wraps, as PNG's does
-    data = isal_zlib.compress(rows.data, level)
+    data = deflate(rows.data, level)
     header = struct.pack(">IIBBBBB", width, height, 8, _COLOUR_TYPE[channels], 0, 0, 0)
     return _SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
