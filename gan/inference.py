@@ -126,13 +126,15 @@ def upsample_convs_on_small_maps(generator: torch.nn.Module) -> torch.nn.Module:
         i = 0
         while i < len(block) - 1:
             if _is_nearest_2x(block[i]) and _is_same_3x3(block[i + 1]):
-                after = [j for j in range(i + 2, len(block)) if type(block[j]) is not Identity]
-                glu = bool(after) and type(block[after[0]]) is torch.nn.GLU
-                glu = glu and block[after[0]].dim == 1
+                # The first module after the conv that is not a folded batch norm's Identity.
+                j = next(
+                    (k for k in range(i + 2, len(block)) if type(block[k]) is not Identity), None
+                )
+                glu = j is not None and type(block[j]) is torch.nn.GLU and block[j].dim == 1
                 block[i] = SubpixelUpConv(block[i + 1], glu)
                 block[i + 1] = Identity()
                 if glu:
-                    block[after[0]] = Identity()
+                    block[j] = Identity()
             i += 1
     return generator
 
